@@ -1,0 +1,114 @@
+"""Ed25519 keys through PyNaCl (libsodium), the one verifier every replica uses.
+
+Why one verifier: Ed25519 libraries accept different sets of edge-case signatures (see
+``../shared/vectors``). Replicas using different ones would disagree on which transactions are
+valid. ``tests/unit/test_ed25519_vectors.py`` pins libsodium's acceptance set.
+
+Keys never sign raw bytes: :meth:`SigningKey.sign` takes a :class:`Domain`, so a signature made for
+one purpose cannot be replayed for another. Public keys that are not canonical points of the
+prime-order subgroup (small-order keys in particular) are refused on construction, so every path
+by which a key enters the system refuses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from autarky.crypto.domains import Domain, domain_tag
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+SEED_BYTES = 32
+
+
+class InvalidKey(ValueError):
+    """Bytes that are not an acceptable Ed25519 public key (wrong length, not on the curve, small order)."""
+
+
+def check_public_key(raw: bytes) -> bytes:
+    """Return ``raw`` if it is an acceptable Ed25519 public key, else raise :class:`InvalidKey`.
+
+    libsodium's ``crypto_core_ed25519_is_valid_point`` refuses non-canonical encodings, points not
+    on the curve, small-order points and points outside the prime-order subgroup.
+    """
+    if type(raw) is not bytes or len(raw) != PUBLIC_KEY_BYTES:
+        raise InvalidKey(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes")
+    if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+        raise InvalidKey("public key is not a valid prime-order point (small-order or non-canonical)")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A checked Ed25519 public key."""
+
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        check_public_key(self.raw)
+
+    def verify(self, domain: Domain, payload: bytes, signature: bytes, chain_id: str | None = None) -> bool:
+        """True when ``signature`` is this key's signature over ``domain_tag || payload``."""
+        return verify_raw(self.raw, domain_tag(domain, chain_id) + payload, signature)
+
+    @property
+    def did(self) -> str:
+        from autarky.crypto.did import did_from_public_key
+
+        return did_from_public_key(self.raw)
+
+    def hex(self) -> str:
+        return self.raw.hex()
+
+
+def verify_raw(public_key: bytes, tagged_message: bytes, signature: bytes) -> bool:
+    """Verify a signature over already-tagged bytes. Never raises for bad input; returns False."""
+    if type(signature) is not bytes or len(signature) != SIGNATURE_BYTES:
+        return False
+    if type(public_key) is not bytes or len(public_key) != PUBLIC_KEY_BYTES:
+        return False
+    try:
+        nacl.bindings.crypto_sign_open(signature + tagged_message, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        return False
+    return True
+
+
+class SigningKey:
+    """An Ed25519 private key. Create with :meth:`generate` or :meth:`from_seed`."""
+
+    __slots__ = ("_key", "public_key")
+
+    def __init__(self, key: nacl.signing.SigningKey) -> None:
+        self._key = key
+        self.public_key = PublicKey(bytes(key.verify_key))
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(nacl.signing.SigningKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        if type(seed) is not bytes or len(seed) != SEED_BYTES:
+            raise InvalidKey(f"an Ed25519 seed is {SEED_BYTES} bytes")
+        return cls(nacl.signing.SigningKey(seed))
+
+    @property
+    def seed(self) -> bytes:
+        """The 32-byte secret seed. Handle with care: only the keystore should call this."""
+        return bytes(self._key)
+
+    @property
+    def did(self) -> str:
+        return self.public_key.did
+
+    def sign(self, domain: Domain, payload: bytes, chain_id: str | None = None) -> bytes:
+        """Sign ``domain_tag(domain, chain_id) || payload`` and return the 64-byte signature."""
+        return self._key.sign(domain_tag(domain, chain_id) + payload).signature
+
+    def __repr__(self) -> str:
+        return f"SigningKey({self.did})"

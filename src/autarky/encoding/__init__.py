@@ -1,0 +1,5 @@
+"""Canonical encodings: the only bytes Autarky hashes or signs come from here."""
+
+from autarky.encoding.cbor import MAX_DEPTH, DecodeError, canonical_decode, canonical_encode
+
+__all__ = ["MAX_DEPTH", "DecodeError", "canonical_decode", "canonical_encode"]

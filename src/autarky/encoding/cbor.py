@@ -1,0 +1,99 @@
+"""Canonical CBOR.
+
+Every byte that Autarky hashes or signs is produced by :func:`canonical_encode`, and every byte
+it accepts from outside for hashing is checked by :func:`canonical_decode`.
+
+The data model is deliberately small, so that two encoders can never disagree:
+
+* integers (any size), byte strings, text strings, ``True``/``False``/``None``,
+  lists, and maps whose keys are text strings or integers;
+* no floats, no tags, no ``undefined``, no indefinite lengths, no duplicate keys.
+
+Map keys are ordered the way cbor2's ``canonical=True`` orders them (RFC 7049 section 3.9:
+shorter encoded key first, then bytewise). Golden vectors in ``tests/golden`` pin this order.
+
+The decoder refuses non-canonical input by re-encoding what it decoded and comparing the
+bytes: any second encoding of the same value (longer integer heads, unsorted keys,
+indefinite lengths, duplicate keys that collapse) fails that comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+MAX_DEPTH = 32
+"""Deepest nesting of lists and maps accepted; deeper input is refused before recursion hurts."""
+
+
+class DecodeError(ValueError):
+    """Input bytes are not one canonical CBOR item of the allowed data model."""
+
+
+def _check_model(value: Any, depth: int) -> None:
+    """Raise DecodeError unless ``value`` is inside the allowed data model."""
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is int or kind is bytes or kind is str or kind is bool or value is None:
+        return
+    if kind is list:
+        for item in value:
+            _check_model(item, depth + 1)
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str and type(key) is not int:
+                raise DecodeError(f"map key of type {type(key).__name__} is not allowed")
+            _check_model(item, depth + 1)
+        return
+    raise DecodeError(f"value of type {kind.__name__} is not allowed in canonical CBOR")
+
+
+def canonical_encode(value: Any) -> bytes:
+    """Encode ``value`` canonically. Raises ``TypeError`` for values outside the data model.
+
+    Tuples are encoded as lists, so callers may pass either.
+    """
+    value = _normalise(value, 0)
+    return cbor2.dumps(value, canonical=True)
+
+
+def _normalise(value: Any, depth: int) -> Any:
+    """Turn tuples into lists and check the data model, raising TypeError on a bad value."""
+    if depth > MAX_DEPTH:
+        raise TypeError(f"nesting deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is int or kind is bytes or kind is str or kind is bool or value is None:
+        return value
+    if kind is list or kind is tuple:
+        return [_normalise(item, depth + 1) for item in value]
+    if kind is dict:
+        result = {}
+        for key, item in value.items():
+            if type(key) is not str and type(key) is not int:
+                raise TypeError(f"map key of type {type(key).__name__} is not allowed")
+            result[key] = _normalise(item, depth + 1)
+        return result
+    raise TypeError(f"value of type {kind.__name__} cannot be encoded canonically")
+
+
+def canonical_decode(data: bytes, max_bytes: int | None = None) -> Any:
+    """Decode one canonical CBOR item, refusing anything another encoder could also have produced."""
+    if type(data) is not bytes:
+        raise DecodeError("input must be bytes")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DecodeError(f"input of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if not data:
+        raise DecodeError("empty input")
+    try:
+        value = cbor2.loads(data)
+    except RecursionError as exc:
+        raise DecodeError("nesting too deep") from exc
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise DecodeError(f"not valid CBOR: {exc}") from exc
+    _check_model(value, 0)
+    if cbor2.dumps(value, canonical=True) != data:
+        raise DecodeError("not canonical CBOR (or trailing bytes)")
+    return value
