@@ -1,0 +1,187 @@
+"""The executor: a pure function from (state, block environment, ordered transactions) to a block.
+
+Nothing here reads a clock, a file, the network or a random source; the same inputs give the same
+header, receipts and write set on every replica. A transaction goes through these steps, and the
+first failing step decides its result code (the documented order of precedence):
+
+1. decode: ``core.malformed``
+2. chain id: ``core.wrong_chain``
+3. expiry (``expiry`` 0 means none; otherwise the block height must not exceed it): ``core.expired``
+4. every signature verifies over ``domain_tag(TX, chain) || body``: ``core.bad_signature``
+5. the first signer is an active key of the sender: ``core.unknown_signer``, ``core.account_revoked``
+6. the sequence is the sender's next one: ``core.bad_sequence``
+7. each message type is routed and allowed by the key's scope: ``core.unknown_message``, ``core.key_scope``
+8. module ``ante`` hooks in router order (``bank``: frozen wallet, fee)
+9. the messages, in order; the first failing message's code
+
+A transaction that fails in steps 1-8 changes nothing. One that fails in step 9 keeps its fee and
+sequence increment (so it cannot be replayed) and loses every write of its messages. Either way it
+stays in the block, with its code in its receipt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from autarky.crypto.hashing import sha256
+from autarky.crypto.keys import InvalidKey, check_public_key, verify_raw
+from autarky.encoding import canonical_encode, decode_trusted
+from autarky.ledger.block import BlockHeader, Event, Receipt
+from autarky.ledger.errors import (
+    BAD_SEQUENCE,
+    BAD_SIGNATURE,
+    EXPIRED,
+    KEY_SCOPE,
+    OK,
+    WRONG_CHAIN,
+    TxError,
+)
+from autarky.ledger.merkle import merkle_root
+from autarky.ledger.router import App, BlockEnv, KeyScope, TxContext
+from autarky.ledger.smt import SparseMerkleTree
+from autarky.ledger.state import MappingState, Overlay, StateReader
+from autarky.ledger.tx import SignedTx, decode_tx
+
+SEQUENCE_PREFIX = "core/seq/"
+
+
+class SignatureVerifier(Protocol):
+    def verify(self, tx: SignedTx) -> bool:
+        """True when every signature of ``tx`` verifies and every signing key is acceptable."""
+        ...
+
+
+class DirectVerifier:
+    """Verifies every signature with libsodium, every time."""
+
+    def verify(self, tx: SignedTx) -> bool:
+        return verify_signatures(tx)
+
+
+def verify_signatures(tx: SignedTx) -> bool:
+    payload = tx.signed_payload()
+    for public_key, signature in tx.signatures:
+        try:
+            check_public_key(public_key)
+        except InvalidKey:
+            return False
+        if not verify_raw(public_key, payload, signature):
+            return False
+    return True
+
+
+def sequence_of(state: StateReader, account: str) -> int:
+    raw = state.get(SEQUENCE_PREFIX + account)
+    return 0 if raw is None else int(decode_trusted(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    header: BlockHeader
+    receipts: tuple[Receipt, ...]
+    end_events: tuple[Event, ...]
+    changes: tuple[tuple[str, bytes | None], ...]
+    tree: SparseMerkleTree
+
+
+def _authorise(ctx: TxContext, verifier: SignatureVerifier) -> None:
+    """Steps 2-8 of the precedence order. Writes (sequence, fee) go to ``ctx.state``."""
+    tx, env = ctx.tx, ctx.env
+    body = tx.body
+    if body.chain_id != env.chain_id:
+        raise WRONG_CHAIN(f"transaction is for chain {body.chain_id!r}, this is {env.chain_id!r}")
+    if body.expiry_height != 0 and env.height > body.expiry_height:
+        raise EXPIRED(f"expired at height {body.expiry_height}, block is {env.height}")
+    if not verifier.verify(tx):
+        raise BAD_SIGNATURE()
+    ctx.scope = ctx.app.authenticator.authenticate(ctx.state, body.sender, tx.signatures[0][0])
+    expected = sequence_of(ctx.state, body.sender)
+    if body.sequence != expected:
+        raise BAD_SEQUENCE(f"sequence {body.sequence} given, {expected} expected")
+    ctx.state.set_obj(SEQUENCE_PREFIX + body.sender, expected + 1)
+    for message in body.messages:
+        ctx.app.route(message)
+        if not ctx.scope.allows(message["type"]):
+            raise KEY_SCOPE(f"this key may not send {message['type']}")
+    for module in ctx.app.modules:
+        module.ante(ctx)
+
+
+def execute_tx(
+    block_state: Overlay, env: BlockEnv, raw: bytes, index: int, app: App, verifier: SignatureVerifier
+) -> Receipt:
+    """Apply one transaction to ``block_state`` (only if it passes authorisation)."""
+    try:
+        tx = decode_tx(raw)
+    except TxError as exc:
+        return Receipt(sha256(raw), index, exc.code, (), None, exc.detail)
+    tx_state = block_state.child()
+    ctx = TxContext(tx_state, env, tx, KeyScope(tx.signatures[0][0], ()), app)
+    try:
+        _authorise(ctx, verifier)
+    except TxError as exc:
+        return Receipt(tx.hash, index, exc.code, (), tx.body.sender, exc.detail)
+    ante_events = len(ctx.events)
+    message_state = tx_state.child()
+    ctx.state = message_state
+    try:
+        for message in tx.body.messages:
+            app.route(message).handle(ctx, message)
+    except TxError as exc:
+        tx_state.commit()
+        return Receipt(tx.hash, index, exc.code, tuple(ctx.events[:ante_events]), tx.body.sender, exc.detail)
+    message_state.commit()
+    tx_state.commit()
+    return Receipt(tx.hash, index, OK, tuple(ctx.events), tx.body.sender)
+
+
+def execute_block(
+    state: StateReader,
+    tree: SparseMerkleTree,
+    env: BlockEnv,
+    txs: Sequence[bytes],
+    app: App,
+    verifier: SignatureVerifier | None = None,
+) -> BlockResult:
+    """Execute ``txs`` in order on top of ``state`` (whose commitment is ``tree``)."""
+    verifier = verifier or DirectVerifier()
+    block_state = Overlay(state)
+    receipts = tuple(execute_tx(block_state, env, raw, index, app, verifier) for index, raw in enumerate(txs))
+    end_events = tuple(app.end_block(block_state, env))
+    changes = tuple(block_state.changes())
+    new_tree = tree.update(changes)
+    header = BlockHeader(
+        chain_id=env.chain_id,
+        height=env.height,
+        prev_hash=env.prev_hash,
+        time_ms=env.time_ms,
+        tx_count=len(txs),
+        tx_root=merkle_root([receipt.tx_hash for receipt in receipts]),
+        result_root=result_root(receipts, end_events),
+        state_root=new_tree.root,
+    )
+    return BlockResult(header, receipts, end_events, changes, new_tree)
+
+
+def result_root(receipts: Sequence[Receipt], end_events: Sequence[Event]) -> bytes:
+    leaves = [receipt.consensus_bytes() for receipt in receipts]
+    leaves.append(canonical_encode([event.to_cbor() for event in end_events]))
+    return merkle_root(leaves)
+
+
+def genesis_hash(genesis: Mapping[str, Any]) -> bytes:
+    return sha256(canonical_encode(dict(genesis)))
+
+
+def execute_genesis(genesis: Mapping[str, Any], app: App) -> BlockResult:
+    """Block 0: each module writes its initial state from ``genesis["app_state"]``."""
+    chain_id = genesis["chain_id"]
+    env = BlockEnv(chain_id, 0, int(genesis["genesis_time_ms"]), genesis_hash(genesis))
+    state = Overlay(MappingState({}))
+    app.init_genesis(state, genesis.get("app_state", {}))
+    changes = tuple(state.changes())
+    tree = SparseMerkleTree.empty().update(changes)
+    header = BlockHeader(chain_id, 0, env.prev_hash, env.time_ms, 0, merkle_root([]), result_root((), ()), tree.root)
+    return BlockResult(header, (), (), changes, tree)

@@ -1,0 +1,107 @@
+"""Ledger state: a map from text keys to canonical-CBOR bytes, seen through overlays.
+
+The committed state is any :class:`StateReader` (the node keeps it in memory, mirrored to SQLite).
+Execution never writes to it directly: a block writes into an :class:`Overlay`, each transaction
+into an overlay of the block's, and each transaction's messages into an overlay of the
+transaction's. Discarding an overlay is the rollback; :meth:`Overlay.commit` pushes its writes one
+level up. At the end of a block, :meth:`Overlay.changes` is the block's write set, in key order,
+which updates the state commitment and is stored by the node in one database transaction.
+
+Key layout: ``<owner>/<table>/<id>...``, e.g. ``bank/bal/<did>/<asset>``. Each module reads and
+writes only keys under its own name; other modules go through its keeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from autarky.encoding import canonical_encode, decode_trusted
+
+
+class StateReader(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def iter_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Every (key, value) whose key starts with ``prefix``, in ascending key order."""
+        ...
+
+
+class MappingState:
+    """A read-only :class:`StateReader` over a plain mapping (the node's committed state)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, bytes]) -> None:
+        self._data = data
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def iter_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        data = self._data
+        for key in sorted(k for k in data if k.startswith(prefix)):
+            yield key, data[key]
+
+
+class Overlay:
+    """Buffered writes over a parent reader. ``None`` as a written value means deleted."""
+
+    __slots__ = ("_parent", "_writes")
+
+    def __init__(self, parent: StateReader) -> None:
+        self._parent = parent
+        self._writes: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes | None:
+        writes = self._writes
+        if key in writes:
+            return writes[key]
+        return self._parent.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        assert type(value) is bytes, "state values are bytes"
+        self._writes[key] = value
+
+    def delete(self, key: str) -> None:
+        self._writes[key] = None
+
+    def iter_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        merged: dict[str, bytes | None] = dict(self._parent.iter_prefix(prefix))
+        for key, value in self._writes.items():
+            if key.startswith(prefix):
+                merged[key] = value
+        for key in sorted(merged):
+            value = merged[key]
+            if value is not None:
+                yield key, value
+
+    # Typed helpers: values are canonical CBOR.
+    def get_obj(self, key: str) -> Any:
+        raw = self.get(key)
+        return None if raw is None else decode_trusted(raw)
+
+    def set_obj(self, key: str, value: Any) -> None:
+        self.set(key, canonical_encode(value))
+
+    def child(self) -> Overlay:
+        return Overlay(self)
+
+    def commit(self) -> None:
+        """Push this overlay's writes into its parent, which must be an :class:`Overlay`."""
+        parent = self._parent
+        assert isinstance(parent, Overlay), "only an overlay of an overlay can be committed"
+        parent._writes.update(self._writes)
+        self._writes = {}
+
+    def changes(self) -> list[tuple[str, bytes | None]]:
+        """This overlay's writes in ascending key order (the block write set)."""
+        return sorted(self._writes.items())
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+
+def get_obj(state: StateReader, key: str) -> Any:
+    raw = state.get(key)
+    return None if raw is None else decode_trusted(raw)
