@@ -110,13 +110,21 @@ def _authorise(ctx: TxContext, verifier: SignatureVerifier) -> None:
 
 
 def execute_tx(
-    block_state: Overlay, env: BlockEnv, raw: bytes, index: int, app: App, verifier: SignatureVerifier
+    block_state: Overlay, env: BlockEnv, item: bytes | SignedTx, index: int, app: App, verifier: SignatureVerifier
 ) -> Receipt:
-    """Apply one transaction to ``block_state`` (only if it passes authorisation)."""
-    try:
-        tx = decode_tx(raw)
-    except TxError as exc:
-        return Receipt(sha256(raw), index, exc.code, (), None, exc.detail)
+    """Apply one transaction to ``block_state`` (only if it passes authorisation).
+
+    ``item`` is the raw transaction, or the node's already-decoded copy of it: decoding is a pure
+    function of the bytes, so both give the same result.
+    """
+    if type(item) is SignedTx:
+        tx = item
+    else:
+        assert type(item) is bytes
+        try:
+            tx = decode_tx(item)
+        except TxError as exc:
+            return Receipt(sha256(item), index, exc.code, (), None, exc.detail)
     tx_state = block_state.child()
     ctx = TxContext(tx_state, env, tx, KeyScope(tx.signatures[0][0], ()), app)
     try:
@@ -141,7 +149,7 @@ def execute_block(
     state: StateReader,
     tree: SparseMerkleTree,
     env: BlockEnv,
-    txs: Sequence[bytes],
+    txs: Sequence[bytes | SignedTx],
     app: App,
     verifier: SignatureVerifier | None = None,
 ) -> BlockResult:

@@ -1,0 +1,490 @@
+"""The node: admits transactions, hands them to an engine, executes and stores every block.
+
+Data flow (see ARCHITECTURE.md)::
+
+    submit(raw) ── decode ── duplicate? ── verify signatures (thread pool) ── sequence check ── mempool
+                                                                                                 │
+    engine (embedded: cut a block; nats: consume the stream) ── OrderedBatch ── apply_batch ◄─────┘
+         apply_batch: execute_block (worker thread) ── sign header ── one SQLite transaction ──
+                      update in-memory state and tree ── resolve waiters ── publish events
+
+Acknowledged means committed: ``submit(..., wait=True)`` returns after the block holding the
+transaction is durably stored. An admitted but uncommitted transaction lives only in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autarky.crypto.domains import Domain
+from autarky.crypto.keys import SigningKey
+from autarky.crypto.keystore import create_keystore, load_keystore, new_key_file
+from autarky.encoding import canonical_decode, canonical_encode
+from autarky.engines.base import Engine, OrderedBatch
+from autarky.engines.embedded import EmbeddedEngine
+from autarky.engines.mempool import Mempool, MempoolFull, MempoolLimits
+from autarky.ledger import errors as core_errors
+from autarky.ledger.block import BlockHeader, Receipt
+from autarky.ledger.executor import (
+    BlockResult,
+    execute_block,
+    execute_genesis,
+    sequence_of,
+    verify_signatures,
+)
+from autarky.ledger.router import App, BlockEnv
+from autarky.ledger.smt import Proof, SparseMerkleTree
+from autarky.ledger.state import MappingState, Overlay
+from autarky.ledger.tx import SignedTx, decode_tx
+from autarky.modules import build_app
+from autarky.node.errors import ConfigError, CorruptState, StorageError
+from autarky.node.metrics import NodeMetrics
+from autarky.node.storage import Storage, StoredBlock
+
+log = logging.getLogger("autarky.node")
+
+DB_FILE = "ledger.sqlite"
+GENESIS_FILE = "genesis.cbor"
+NODE_KEY_FILE = "node_key.json"
+NODE_SECRET_FILE = "node_key.secret"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    data_dir: Path
+    block_interval_ms: int = 20
+    max_block_txs: int = 2000
+    max_block_bytes: int = 4 * 1024 * 1024
+    heartbeat_ms: int = 1000
+    checkpoint_blocks: int = 500
+    verify_threads: int = 2
+    mempool: MempoolLimits = field(default_factory=MempoolLimits)
+    max_subscriber_queue: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """The answer to one submission. ``status``: accepted | committed | exists | rejected."""
+
+    tx_hash: bytes
+    status: str
+    code: str | None = None
+    detail: str = ""
+    height: int | None = None
+    receipt: Receipt | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("accepted", "committed", "exists")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tx_hash": self.tx_hash.hex(),
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+            "height": self.height,
+            "receipt": None if self.receipt is None else self.receipt.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    raw: bytes
+    height: int
+    receipt: Receipt
+    tx: SignedTx | None
+
+
+class _CachedVerifier:
+    """Signatures checked at admission are not checked again; anything else is verified directly."""
+
+    def __init__(self, verified: set[bytes]) -> None:
+        self._verified = verified
+
+    def verify(self, tx: SignedTx) -> bool:
+        return tx.hash in self._verified or verify_signatures(tx)
+
+
+def init_data_dir(data_dir: Path, genesis: Mapping[str, Any]) -> None:
+    """Create a node's data directory: genesis, node key (encrypted with a key file), database at height 0."""
+    data_dir = Path(data_dir)
+    if (data_dir / DB_FILE).exists():
+        raise ConfigError(f"{data_dir} already holds a ledger; choose another directory or remove it")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / GENESIS_FILE).write_bytes(canonical_encode(dict(genesis)))
+    new_key_file(data_dir / NODE_SECRET_FILE)
+    create_keystore(
+        data_dir / NODE_KEY_FILE, SigningKey.generate(), key_file=data_dir / NODE_SECRET_FILE, label="node"
+    )
+    app = build_app()
+    result = execute_genesis(genesis, app)
+    storage = Storage(data_dir / DB_FILE)
+    try:
+        storage.set_meta("chain_id", genesis["chain_id"])
+        storage.commit_block(result.header, None, (), (), (), result.changes)
+    finally:
+        storage.close()
+
+
+class Node:
+    """One Autarky node over a data directory. Use ``await Node.open(settings)`` then ``await node.start()``."""
+
+    def __init__(self, settings: NodeSettings, storage: Storage, genesis: dict[str, Any], key: SigningKey) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.genesis = genesis
+        self.chain_id: str = genesis["chain_id"]
+        self.node_key = key
+        self.app: App = build_app()
+        self.mempool = Mempool(settings.mempool)
+        self.engine: Engine = EmbeddedEngine(
+            self.mempool,
+            block_interval_ms=settings.block_interval_ms,
+            max_block_txs=settings.max_block_txs,
+            max_block_bytes=settings.max_block_bytes,
+            heartbeat_ms=settings.heartbeat_ms,
+        )
+        self.metrics = NodeMetrics()
+        self._data: dict[str, bytes] = {}
+        self._state = MappingState(self._data)
+        self.tree = SparseMerkleTree.empty()
+        self.header: BlockHeader
+        self._verified: set[bytes] = set()
+        self._verifier = _CachedVerifier(self._verified)
+        self._verify_pool = ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify")
+        self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._subscribers: list[asyncio.Queue[dict[str, Any] | None]] = []
+        self._new_block = asyncio.Condition()
+        self.started = False
+        self.fault: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, settings: NodeSettings) -> Node:
+        data_dir = Path(settings.data_dir)
+        if not (data_dir / DB_FILE).exists():
+            raise ConfigError(f"no ledger in {data_dir}: run `autarky init` first")
+        genesis = canonical_decode((data_dir / GENESIS_FILE).read_bytes())
+        key = load_keystore(data_dir / NODE_KEY_FILE, key_file=data_dir / NODE_SECRET_FILE)
+        storage = Storage(data_dir / DB_FILE, settings.checkpoint_blocks)
+        node = cls(settings, storage, genesis, key)
+        await asyncio.to_thread(node._load)
+        return node
+
+    def _load(self) -> None:
+        if self.storage.get_meta("chain_id") != self.chain_id:
+            raise StorageError("database and genesis disagree on the chain id")
+        height = self.storage.applied_height
+        if height is None:
+            raise StorageError("database holds no genesis block")
+        header = self.storage.header(height)
+        assert header is not None, "applied height without its block"
+        self._data.update(self.storage.load_state())
+        self.tree = SparseMerkleTree.from_items(sorted(self._data.items()))
+        if self.tree.root != header.state_root:
+            raise CorruptState(
+                f"stored state does not match the state root of block {height}: "
+                f"{self.tree.root.hex()} != {header.state_root.hex()}; rebuild with `autarky node replay`"
+            )
+        self.header = header
+        self.metrics.height.set(height)
+
+    async def start(self) -> None:
+        await self.engine.start(self.apply_batch, self.header.height + 1, self.header.time_ms)
+        self.started = True
+        log.info("node started: chain %s at height %d, engine %s", self.chain_id, self.height, self.engine.name)
+
+    async def stop(self) -> None:
+        if self.started:
+            await self.engine.stop()
+            self.started = False
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self._verify_pool.shutdown(wait=True)
+        self.storage.close()
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- reads --------------------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def state(self) -> MappingState:
+        """A read view of committed state (for module keepers)."""
+        return self._state
+
+    def view(self) -> Overlay:
+        return Overlay(self._state)
+
+    def sequence(self, account: str) -> int:
+        """The sequence the sender's next transaction must carry, counting its pending ones."""
+        return sequence_of(self._state, account) + self.mempool.pending_count(account)
+
+    def block(self, height: int) -> StoredBlock | None:
+        return self.storage.block(height)
+
+    def tx(self, tx_hash: bytes) -> TxRecord | None:
+        location = self.storage.tx_location(tx_hash)
+        if location is None:
+            return None
+        block = self.storage.block(location.height)
+        assert block is not None
+        raw = block.txs[location.index]
+        try:
+            tx: SignedTx | None = decode_tx(raw)
+        except core_errors.TxError:
+            tx = None
+        return TxRecord(raw, location.height, block.receipts[location.index], tx)
+
+    def prove(self, key: str) -> tuple[bytes | None, Proof, BlockHeader]:
+        """Value, proof and the header whose state root the proof is against."""
+        return self._data.get(key), self.tree.prove(key), self.header
+
+    def header_signature(self, header: BlockHeader) -> bytes:
+        return self.node_key.sign(Domain.BLOCK_HEADER, header.encode(), self.chain_id)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "block_hash": self.header.hash.hex(),
+            "state_root": self.header.state_root.hex(),
+            "time_ms": self.header.time_ms,
+            "node_key": self.node_key.did,
+            "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.total_bytes},
+            "engine": self.engine.status(),
+            "fault": self.fault,
+        }
+
+    # -- admission ----------------------------------------------------------------------------------
+    def _committed_receipt(self, tx_hash: bytes) -> SubmitResult | None:
+        record = self.tx(tx_hash)
+        if record is not None:
+            return SubmitResult(tx_hash, "exists", None, "already committed", record.height, record.receipt)
+        if tx_hash in self.mempool:
+            return SubmitResult(tx_hash, "exists", None, "already pending")
+        return None
+
+    def _prepare(self, raw: bytes) -> SignedTx | SubmitResult:
+        """Checks before the signature: decode, duplicate, chain, expiry."""
+        if type(raw) is not bytes:
+            raise TypeError("raw transaction must be bytes")
+        if len(raw) > self.settings.mempool.max_tx_bytes:
+            return SubmitResult(
+                b"", "rejected", "mempool.tx_too_large", f"{len(raw)} bytes exceeds {self.settings.mempool.max_tx_bytes}"
+            )
+        try:
+            tx = decode_tx(raw)
+        except core_errors.TxError as exc:
+            return SubmitResult(b"", "rejected", exc.code, exc.detail)
+        existing = self._committed_receipt(tx.hash)
+        if existing is not None:
+            return existing
+        if tx.body.chain_id != self.chain_id:
+            return self._reject(tx, core_errors.WRONG_CHAIN(f"this node runs {self.chain_id!r}"))
+        if tx.body.expiry_height != 0 and tx.body.expiry_height <= self.height:
+            return self._reject(tx, core_errors.EXPIRED(f"expiry {tx.body.expiry_height}, height {self.height}"))
+        return tx
+
+    def _admit(self, tx: SignedTx, signatures_ok: bool) -> SubmitResult:
+        """Checks after the signature: authentication, sequence, mempool room. Then admit."""
+        existing = self._committed_receipt(tx.hash)
+        if existing is not None:
+            return existing
+        if not signatures_ok:
+            return self._reject(tx, core_errors.BAD_SIGNATURE())
+        try:
+            self.app.authenticator.authenticate(self._state, tx.body.sender, tx.signatures[0][0])
+            expected = self.sequence(tx.body.sender)
+            if tx.body.sequence != expected:
+                raise core_errors.BAD_SEQUENCE(f"sequence {tx.body.sequence} given, {expected} expected")
+        except core_errors.TxError as exc:
+            return self._reject(tx, exc)
+        try:
+            self.mempool.add(tx)
+        except MempoolFull as exc:
+            self.metrics.rejected.labels(code=exc.code).inc()
+            return SubmitResult(tx.hash, "rejected", exc.code, exc.detail)
+        self._verified.add(tx.hash)
+        self.metrics.admitted.inc()
+        return SubmitResult(tx.hash, "accepted")
+
+    def _reject(self, tx: SignedTx, exc: core_errors.TxError) -> SubmitResult:
+        self.metrics.rejected.labels(code=exc.code).inc()
+        return SubmitResult(tx.hash, "rejected", exc.code, exc.detail)
+
+    async def submit(self, raw: bytes, wait: bool = False, timeout_s: float = 30.0) -> SubmitResult:
+        """Admit one transaction; with ``wait``, return once its block is durably committed."""
+        self._check_writable()
+        prepared = self._prepare(raw)
+        if isinstance(prepared, SubmitResult):
+            return prepared
+        loop = asyncio.get_running_loop()
+        signatures_ok = await loop.run_in_executor(self._verify_pool, verify_signatures, prepared)
+        result = self._admit(prepared, signatures_ok)
+        if result.status == "accepted":
+            self.engine.notify()
+            if wait:
+                return await self.wait_committed(prepared.hash, timeout_s)
+        return result
+
+    async def submit_many(self, raws: Sequence[bytes], chunk: int = 256) -> list[SubmitResult]:
+        """Admit many transactions in order, verifying their signatures in parallel chunks."""
+        self._check_writable()
+        prepared = [self._prepare(raw) for raw in raws]
+        txs = [p for p in prepared if isinstance(p, SignedTx)]
+        loop = asyncio.get_running_loop()
+
+        def verify_chunk(part: list[SignedTx]) -> list[bool]:
+            return [verify_signatures(tx) for tx in part]
+
+        parts = [txs[i : i + chunk] for i in range(0, len(txs), chunk)]
+        verdicts: dict[int, bool] = {}
+        futures = [loop.run_in_executor(self._verify_pool, verify_chunk, part) for part in parts]
+        results: list[SubmitResult] = []
+        tx_iter = 0
+        for part, future in zip(parts, futures, strict=True):
+            for tx, ok in zip(part, await future, strict=True):
+                verdicts[id(tx)] = ok
+            # Admit in submission order as soon as the verdicts for the next transactions are in.
+            while tx_iter < len(prepared) and (
+                not isinstance(prepared[tx_iter], SignedTx) or id(prepared[tx_iter]) in verdicts
+            ):
+                item = prepared[tx_iter]
+                results.append(item if isinstance(item, SubmitResult) else self._admit(item, verdicts[id(item)]))
+                tx_iter += 1
+            self.engine.notify()
+        assert len(results) == len(raws)
+        return results
+
+    async def wait_committed(self, tx_hash: bytes, timeout_s: float = 30.0) -> SubmitResult:
+        record = self.tx(tx_hash)
+        if record is None:
+            future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(tx_hash, []).append(future)
+            try:
+                await asyncio.wait_for(future, timeout_s)
+            except TimeoutError:
+                return SubmitResult(tx_hash, "accepted", "node.timeout", f"not committed within {timeout_s} s")
+            finally:
+                waiters = self._waiters.get(tx_hash)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(future)
+                    if not waiters:
+                        del self._waiters[tx_hash]
+            record = self.tx(tx_hash)
+            assert record is not None
+        return SubmitResult(
+            tx_hash, "committed", None if record.receipt.ok else record.receipt.code, record.receipt.detail,
+            record.height, record.receipt,
+        )
+
+    def _check_writable(self) -> None:
+        if self.fault is not None:
+            raise StorageError(f"node stopped accepting writes: {self.fault}")
+
+    # -- blocks -------------------------------------------------------------------------------------
+    async def apply_batch(self, batch: OrderedBatch) -> None:
+        """Execute, sign, store and publish one ordered batch. Called by the engine, in height order."""
+        started = time.perf_counter()
+        assert batch.height == self.header.height + 1, f"batch {batch.height} after block {self.header.height}"
+        env = BlockEnv(self.chain_id, batch.height, batch.time_ms, self.header.hash)
+        try:
+            result: BlockResult = await asyncio.to_thread(
+                execute_block, self._state, self.tree, env, batch.txs, self.app, self._verifier
+            )
+            signature = self.header_signature(result.header)
+            await asyncio.to_thread(
+                self.storage.commit_block,
+                result.header,
+                signature,
+                [tx.raw for tx in batch.txs],
+                result.receipts,
+                result.end_events,
+                result.changes,
+            )
+        except Exception as exc:
+            self.fault = f"block {batch.height} could not be stored: {exc}"
+            log.exception("node fault")
+            raise
+        for key, value in result.changes:
+            if value is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
+        self.tree = result.tree
+        self.header = result.header
+        hashes = [receipt.tx_hash for receipt in result.receipts]
+        self.mempool.remove(hashes)
+        for tx_hash in hashes:
+            self._verified.discard(tx_hash)
+        self._resolve_waiters(result.receipts)
+        self.metrics.record_block(result, time.perf_counter() - started)
+        self._publish(result)
+        async with self._new_block:
+            self._new_block.notify_all()
+
+    def _resolve_waiters(self, receipts: Sequence[Receipt]) -> None:
+        for receipt in receipts:
+            for future in self._waiters.pop(receipt.tx_hash, []):
+                if not future.done():
+                    future.set_result(receipt)
+
+    async def wait_for_height(self, height: int, timeout_s: float = 30.0) -> None:
+        async with self._new_block:
+            await asyncio.wait_for(self._new_block.wait_for(lambda: self.height >= height), timeout_s)
+
+    # -- events -------------------------------------------------------------------------------------
+    def _publish(self, result: BlockResult) -> None:
+        if not self._subscribers:
+            return
+        failed = sum(1 for r in result.receipts if not r.ok)
+        messages: list[dict[str, Any]] = [
+            {
+                "type": "block",
+                **result.header.to_json(),
+                "failed": failed,
+            }
+        ]
+        for receipt in result.receipts[:200]:
+            messages.append({"type": "tx", "height": result.header.height, **receipt.to_json()})
+        for queue in list(self._subscribers):
+            for message in messages:
+                try:
+                    queue.put_nowait(message)
+                except asyncio.QueueFull:
+                    # A slow client is dropped rather than slowing the node down (R9).
+                    self._subscribers.remove(queue)
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        queue.get_nowait()
+                    queue.put_nowait(None)
+                    break
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Live block and transaction events until the node stops or the reader falls behind."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.settings.max_subscriber_queue)
+        self._subscribers.append(queue)
+        try:
+            while (message := await queue.get()) is not None:
+                yield message
+        finally:
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)

@@ -1,0 +1,246 @@
+"""SQLite storage for one node: blocks, a transaction index, and the state.
+
+Durability rules (SPEC C6, R2):
+
+* WAL journal with ``synchronous=FULL`` on every connection: a committed transaction survives a
+  crash or power loss.
+* A block, its transaction index rows, its state write set and the new applied height are written
+  in ONE database transaction. After a crash the database holds either all of a block or none of it.
+
+State is stored as a base table ``state`` (the state as of ``checkpoint_height``) plus one row per
+later block in ``state_log`` holding that block's write set. Writing one blob per block keeps the
+commit path cheap; every ``checkpoint_blocks`` blocks the log is folded into the base table, again
+in one transaction. On open, base + log are loaded and the node checks the result against the
+state root in the last stored header (see ``Node``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autarky.encoding import canonical_encode, decode_trusted
+from autarky.ledger.block import BlockHeader, Event, Receipt
+from autarky.node.errors import StorageError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    header BLOB NOT NULL,
+    signature BLOB,
+    txs BLOB NOT NULL,
+    receipts BLOB NOT NULL,
+    end_events BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS txs (
+    hash BLOB PRIMARY KEY,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state_log (height INTEGER PRIMARY KEY, changes BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    header: BlockHeader
+    signature: bytes | None
+    txs: tuple[bytes, ...]
+    receipts: tuple[Receipt, ...]
+    end_events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    height: int
+    index: int
+
+
+class Storage:
+    """One SQLite database file. Methods are synchronous; the node calls them from worker threads."""
+
+    def __init__(self, path: Path, checkpoint_blocks: int = 500) -> None:
+        self.path = Path(path)
+        self.checkpoint_blocks = checkpoint_blocks
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            raise StorageError(f"database {self.path} has schema {version}, this version reads {SCHEMA_VERSION}")
+
+    # -- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self._query_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else decode_trusted(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, canonical_encode(value)))
+
+    @property
+    def applied_height(self) -> int | None:
+        value = self.get_meta("applied_height")
+        return None if value is None else int(value)
+
+    # -- writes -----------------------------------------------------------------------------------
+    def commit_block(
+        self,
+        header: BlockHeader,
+        signature: bytes | None,
+        txs: Sequence[bytes],
+        receipts: Sequence[Receipt],
+        end_events: Sequence[Event],
+        changes: Sequence[tuple[str, bytes | None]],
+    ) -> None:
+        """Store a block and its effects atomically, advancing the applied height."""
+        expected = (self.applied_height + 1) if self.applied_height is not None else 0
+        assert header.height == expected, f"block {header.height} committed after {expected - 1}"
+        header_bytes = header.encode()
+        block_row = (
+            header.height,
+            header.hash,
+            header_bytes,
+            signature,
+            canonical_encode(list(txs)),
+            canonical_encode([receipt.to_cbor() for receipt in receipts]),
+            canonical_encode([event.to_cbor() for event in end_events]),
+        )
+        tx_rows = [(receipt.tx_hash, header.height, receipt.index) for receipt in receipts]
+        log_blob = canonical_encode([[key, value] for key, value in changes])
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)", block_row)
+                # A transaction included twice (possible only with a misbehaving orderer) keeps its first location.
+                db.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?)", tx_rows)
+                if header.height == 0:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO state VALUES (?, ?)",
+                        [(key, value) for key, value in changes if value is not None],
+                    )
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (canonical_encode(0),))
+                else:
+                    db.execute("INSERT INTO state_log VALUES (?, ?)", (header.height, log_blob))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?)", (canonical_encode(header.height),)
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        if header.height and header.height % self.checkpoint_blocks == 0:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Fold the state log into the base table, in one transaction."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                rows = db.execute("SELECT height, changes FROM state_log ORDER BY height").fetchall()
+                if not rows:
+                    db.execute("COMMIT")
+                    return
+                latest: dict[str, bytes | None] = {}
+                for _, blob in rows:
+                    for key, value in decode_trusted(blob):
+                        latest[key] = value
+                db.executemany(
+                    "INSERT OR REPLACE INTO state VALUES (?, ?)",
+                    [(k, v) for k, v in sorted(latest.items()) if v is not None],
+                )
+                db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in sorted(latest.items()) if v is None])
+                last = rows[-1][0]
+                db.execute("DELETE FROM state_log WHERE height <= ?", (last,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (canonical_encode(last),))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    # -- reads ------------------------------------------------------------------------------------
+    def load_state(self) -> dict[str, bytes]:
+        """The state at the applied height: base table plus every logged write set after it."""
+        with self._lock:
+            data = dict(self._db.execute("SELECT key, value FROM state").fetchall())
+            logs = self._db.execute("SELECT changes FROM state_log ORDER BY height").fetchall()
+        for (blob,) in logs:
+            for key, value in decode_trusted(blob):
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+        return data
+
+    def block(self, height: int) -> StoredBlock | None:
+        row = self._query_one(
+            "SELECT header, signature, txs, receipts, end_events FROM blocks WHERE height = ?", (height,)
+        )
+        if row is None:
+            return None
+        return StoredBlock(
+            BlockHeader.decode(row[0]),
+            row[1],
+            tuple(decode_trusted(row[2])),
+            tuple(Receipt.from_cbor(r) for r in decode_trusted(row[3])),
+            tuple(Event.from_cbor(e) for e in decode_trusted(row[4])),
+        )
+
+    def header(self, height: int) -> BlockHeader | None:
+        row = self._query_one("SELECT header FROM blocks WHERE height = ?", (height,))
+        return None if row is None else BlockHeader.decode(row[0])
+
+    def headers(self, start: int, stop: int) -> list[BlockHeader]:
+        """Headers with start <= height < stop, ascending."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT header FROM blocks WHERE height >= ? AND height < ? ORDER BY height", (start, stop)
+            ).fetchall()
+        return [BlockHeader.decode(row[0]) for row in rows]
+
+    def tx_location(self, tx_hash: bytes) -> TxLocation | None:
+        row = self._query_one("SELECT height, idx FROM txs WHERE hash = ?", (tx_hash,))
+        return None if row is None else TxLocation(row[0], row[1])
+
+    def iter_blocks(self, start: int = 1) -> Iterator[StoredBlock]:
+        height = start
+        while (block := self.block(height)) is not None:
+            yield block
+            height += 1
+
+    def integrity_check(self) -> str:
+        row = self._query_one("PRAGMA integrity_check", ())
+        return str(row[0]) if row else "no answer"
+
+    def _query_one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"database {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
