@@ -30,7 +30,8 @@ _PER_CHAIN = frozenset({Domain.TRANSACTION, Domain.BLOCK_HEADER, Domain.VOTE})
 
 def check_chain_id(chain_id: str) -> str:
     """Return ``chain_id`` if it is 1-63 characters of ``a-z0-9-`` starting with a letter or digit."""
-    if not isinstance(chain_id, str) or not _CHAIN_ID.match(chain_id):
+    # fullmatch, not match: "$" also matches before a trailing newline, so match("abc\n") passes.
+    if not isinstance(chain_id, str) or not _CHAIN_ID.fullmatch(chain_id):
         raise ValueError(f"invalid chain id {chain_id!r}: use 1-63 characters a-z, 0-9 and '-'")
     return chain_id
 
