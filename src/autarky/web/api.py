@@ -1,0 +1,465 @@
+"""The node's HTTP API (SPEC C16): ``create_app(node)`` returns the FastAPI application.
+
+Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autarky.web.errors`)::
+
+    POST /api/v1/tx                    submit a transaction (CBOR body, or JSON {"tx": hex}); ?wait=
+    GET  /api/v1/tx/{hash}             a committed (or pending) transaction, decoded, with its receipt
+    GET  /api/v1/status                chain id, height, state root, mempool, node key
+    GET  /api/v1/blocks?from=&limit=   recent headers, newest first
+    GET  /api/v1/blocks/latest         the latest block: header, node signature, tx hashes, receipts
+    GET  /api/v1/blocks/{height}       one block
+    GET  /api/v1/accounts/{did}        sequence, identity record, balances, guardrails, frozen
+    GET  /api/v1/accounts/{did}/balances
+    GET  /api/v1/machines?offset=&limit=   registered accounts with wallets and guardrails
+    GET  /api/v1/machines/{did}        one registered account
+    GET  /api/v1/proof?key=            value + state proof + signed header, checkable by a light client
+    GET  /api/v1/did/{did}             the W3C DID document
+    GET  /api/v1/events                Server-Sent Events (blocks, transactions)
+    POST /api/v1/admin/checkpoint      fold the state log into the base table (X-API-Key)
+    GET  /healthz  /readyz  /metrics   liveness, readiness, Prometheus text
+    GET  /openapi.json                 this API as OpenAPI;  /docs: its offline reference page
+    GET  /                             the dashboard (see autarky.web.dashboard)
+
+Handlers are ``async def`` on purpose: they read the node's in-memory state on the event loop
+thread, where the node also swaps it between blocks (see :mod:`autarky.web.views`). SQLite reads run
+in worker threads, so a block being committed never stalls the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import json
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from autarky.crypto.did import is_did_key
+from autarky.modules.bank import keeper as bank
+from autarky.node.node import Node, SubmitResult
+from autarky.web import views
+from autarky.web.errors import (
+    BODY_TOO_LARGE,
+    ERROR_RESPONSES,
+    INVALID_DID,
+    INVALID_HASH,
+    INVALID_HEX,
+    INVALID_JSON,
+    INVALID_REQUEST,
+    NODE_FAULT,
+    NODE_NOT_READY,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+    error_body,
+    error_response,
+    install_error_handlers,
+)
+from autarky.web.events import event_stream
+from autarky.web.schemas import (
+    AccountResponse,
+    BalancesResponse,
+    BlockListResponse,
+    BlockResponse,
+    CheckpointResponse,
+    HealthResponse,
+    MachineJson,
+    MachineListResponse,
+    ProofResponse,
+    StatusResponse,
+    SubmitResponse,
+    TxResponse,
+)
+
+API_VERSION = "1"
+DEFAULT_MAX_BODY_BYTES = 128 * 1024
+"""The default of config ``api.max_body_bytes``."""
+MAX_HEIGHT = 2**63 - 1
+"""The largest height SQLite stores; larger path values are refused as invalid, not looked up."""
+MAX_BLOCKS_PER_PAGE = 100
+MAX_MACHINES_PER_PAGE = 500
+MAX_STATE_KEY_CHARS = 1024
+RETRY_AFTER_S = "1"
+
+CBOR = "application/cbor"
+DID_JSON = "application/did+json"
+
+
+# -- dependencies --------------------------------------------------------------------------------
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+NodeDep = Annotated[Node, Depends(_node)]
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The node's admin API key")
+
+
+def _require_api_key(request: Request, given: Annotated[str | None, Depends(_api_key_header)]) -> None:
+    expected: str | None = request.app.state.api_key
+    if expected is None:
+        return
+    if given is None or not secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        raise ApiError(
+            401,
+            UNAUTHORIZED,
+            "this route needs the node's API key in X-API-Key",
+            {"WWW-Authenticate": "ApiKey"},
+        )
+
+
+def _require_ready(node: Node) -> None:
+    if node.fault is not None:
+        raise ApiError(503, NODE_FAULT, node.fault, {"Retry-After": "5"})
+    if not node.started:
+        raise ApiError(503, NODE_NOT_READY, "the node is not started", {"Retry-After": RETRY_AFTER_S})
+
+
+def _ready(node: NodeDep) -> None:
+    """A dependency, so a stream route can refuse before its response starts."""
+    _require_ready(node)
+
+
+def _account_name(did: str) -> str:
+    if not views.is_account_name(did):
+        raise ApiError(400, INVALID_DID, f"not an Ed25519 did:key or module account: {did[:80]!r}")
+    return did
+
+
+def _did_key(did: str) -> str:
+    if not is_did_key(did):
+        raise ApiError(400, INVALID_DID, f"not an Ed25519 did:key: {did[:80]!r}")
+    return did
+
+
+def _tx_hash(value: str) -> bytes:
+    if len(value) != 64:
+        raise ApiError(400, INVALID_HASH, "a transaction hash is 64 hex characters")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ApiError(400, INVALID_HASH, "a transaction hash is 64 hex characters") from None
+
+
+# -- the body of POST /api/v1/tx -----------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, BODY_TOO_LARGE, f"body of {declared} bytes exceeds the limit of {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, BODY_TOO_LARGE, f"body exceeds the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _raw_transaction(content_type: str, body: bytes) -> bytes:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == CBOR:
+        return body
+    if media_type == "application/json":
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ApiError(400, INVALID_JSON, f"body is not JSON: {str(exc)[:200]}") from None
+        if type(document) is not dict or type(document.get("tx")) is not str:
+            raise ApiError(400, INVALID_REQUEST, 'a JSON body is {"tx": "<transaction as hex>"}')
+        try:
+            return binascii.unhexlify(document["tx"])
+        except (ValueError, binascii.Error):
+            raise ApiError(400, INVALID_HEX, "tx is not an even-length hex string") from None
+    shown = media_type or "none"
+    raise ApiError(415, UNSUPPORTED_MEDIA_TYPE, f"body type {shown[:80]!r}: send {CBOR} or application/json")
+
+
+def _submit_response(result: SubmitResult) -> JSONResponse:
+    body = result.to_json()
+    if result.status in ("committed", "exists"):
+        return JSONResponse(body, status_code=200)
+    if result.status == "accepted":
+        return JSONResponse(body, status_code=202)
+    code = result.code or "core.malformed"
+    body.update(error_body(code, result.detail))
+    if code == "mempool.tx_too_large":
+        return JSONResponse(body, status_code=413)
+    if code.startswith("mempool."):
+        return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
+    return JSONResponse(body, status_code=400)
+
+
+_TX_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The signed transaction: its canonical CBOR bytes, or JSON with those bytes as hex.",
+        "content": {
+            CBOR: {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["tx"],
+                    "properties": {"tx": {"type": "string", "description": "the transaction as hex"}},
+                }
+            },
+        },
+    }
+}
+
+
+# -- routes --------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/tx",
+    tags=["transactions"],
+    summary="Submit a signed transaction",
+    response_model=SubmitResponse,
+    responses={
+        202: {
+            "model": SubmitResponse,
+            "description": "Admitted to the mempool (wait=false, or not yet committed)",
+        },
+        400: {"model": SubmitResponse, "description": "Rejected; `code` and `error.code` say why"},
+        413: {"description": "Body or transaction too large"},
+        415: {"description": "Unsupported body type"},
+        503: {"description": "Mempool full (`mempool.*`, with Retry-After) or node not ready (`node.*`)"},
+    },
+    openapi_extra=_TX_REQUEST_BODY,
+)
+async def submit_tx(
+    request: Request,
+    node: NodeDep,
+    wait: Annotated[bool, Query(description="answer after the block is durably committed")] = True,
+) -> JSONResponse:
+    """`200` committed or exists (R3: a resubmission answers `exists` with the same receipt), `202`
+    accepted, `400` rejected with a `core.*`/`bank.*`/`identity.*` code, `503` mempool full."""
+    raw = _raw_transaction(
+        request.headers.get("content-type", ""), await _read_body(request, request.app.state.max_body_bytes)
+    )
+    _require_ready(node)
+    return _submit_response(await node.submit(raw, wait=wait))
+
+
+@router.get(
+    "/tx/{tx_hash}", tags=["transactions"], summary="A transaction by hash", response_model=TxResponse
+)
+async def get_tx(
+    node: NodeDep, tx_hash: Annotated[str, Path(description="64 hex characters")]
+) -> dict[str, Any]:
+    digest = _tx_hash(tx_hash)
+    record = await asyncio.to_thread(node.tx, digest)
+    if record is not None:
+        return views.committed_tx_json(digest, record)
+    if digest in node.mempool:
+        return views.pending_tx_json(digest)
+    raise ApiError(404, NOT_FOUND, f"no transaction {tx_hash}")
+
+
+@router.get("/status", tags=["chain"], summary="Node and chain status", response_model=StatusResponse)
+async def status(node: NodeDep) -> dict[str, Any]:
+    return node.status()
+
+
+@router.get(
+    "/blocks", tags=["chain"], summary="Recent block headers, newest first", response_model=BlockListResponse
+)
+async def list_blocks(
+    node: NodeDep,
+    from_: Annotated[
+        int | None, Query(alias="from", ge=0, le=MAX_HEIGHT, description="highest height")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_BLOCKS_PER_PAGE)] = 20,
+) -> dict[str, Any]:
+    top = node.height if from_ is None else min(from_, node.height)
+    start = max(0, top - limit + 1)
+    headers = await asyncio.to_thread(node.storage.headers, start, top + 1)
+    return {
+        "blocks": [header.to_json() for header in reversed(headers)],
+        "next_from": start - 1 if start > 0 else None,
+    }
+
+
+async def _block(node: Node, height: int) -> dict[str, Any]:
+    block = await asyncio.to_thread(node.block, height)
+    if block is None:
+        raise ApiError(404, NOT_FOUND, f"no block at height {height} (latest is {node.height})")
+    return views.block_json(block)
+
+
+@router.get("/blocks/latest", tags=["chain"], summary="The latest block", response_model=BlockResponse)
+async def latest_block(node: NodeDep) -> dict[str, Any]:
+    return await _block(node, node.height)
+
+
+@router.get("/blocks/{height}", tags=["chain"], summary="A block by height", response_model=BlockResponse)
+async def block_at(node: NodeDep, height: Annotated[int, Path(ge=0, le=MAX_HEIGHT)]) -> dict[str, Any]:
+    return await _block(node, height)
+
+
+@router.get("/accounts/{did}", tags=["accounts"], summary="An account", response_model=AccountResponse)
+async def account(node: NodeDep, did: str) -> dict[str, Any]:
+    """`sequence` is what the account's next transaction must carry (it counts pending ones);
+    an account that never appeared on the ledger answers with sequence 0 and no balances."""
+    return views.account_json(node, _account_name(did))
+
+
+@router.get(
+    "/accounts/{did}/balances",
+    tags=["accounts"],
+    summary="An account's balances",
+    response_model=BalancesResponse,
+)
+async def balances(node: NodeDep, did: str) -> dict[str, Any]:
+    did = _account_name(did)
+    return {"did": did, "balances": bank.balances(node.state, did)}
+
+
+@router.get("/machines", tags=["accounts"], summary="Registered accounts", response_model=MachineListResponse)
+async def machines(
+    node: NodeDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_HEIGHT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_MACHINES_PER_PAGE)] = 100,
+) -> dict[str, Any]:
+    return views.machines_json(node, offset, limit)
+
+
+@router.get("/machines/{did}", tags=["accounts"], summary="A registered account", response_model=MachineJson)
+async def machine(node: NodeDep, did: str) -> dict[str, Any]:
+    found = views.machine_json(node, _did_key(did))
+    if found is None:
+        raise ApiError(404, NOT_FOUND, f"{did} is not a registered account")
+    return found
+
+
+@router.get(
+    "/proof", tags=["state"], summary="A state proof against a signed header", response_model=ProofResponse
+)
+async def proof(
+    node: NodeDep,
+    key: Annotated[str, Query(min_length=1, max_length=MAX_STATE_KEY_CHARS, description="a state key")],
+) -> dict[str, Any]:
+    """Inclusion proof when `value` is set, exclusion proof when it is null. Check with
+    `autarky.ledger.smt.verify(header.state_root, key, value, proof)` and the node's signature over
+    the header (`AutarkyClient.verify_proof` does both)."""
+    value, state_proof, header = node.prove(key)
+    return {
+        "key": key,
+        "value": None if value is None else value.hex(),
+        "proof": state_proof.to_json(),
+        "header": header.to_json(),
+        "signature": node.header_signature(header).hex(),
+        "node_key": node.node_key.did,
+    }
+
+
+@router.get(
+    "/did/{did}",
+    tags=["identity"],
+    summary="The W3C DID document of a did:key",
+    responses={200: {"content": {DID_JSON: {}, "application/json": {}}}},
+)
+async def did_document(request: Request, node: NodeDep, did: str) -> JSONResponse:
+    """Resolved from ledger state; an unregistered did:key resolves to its implicit document.
+    Answers `application/did+json` when the client accepts it, else `application/json`."""
+    document = views.identity_of(node).did_document(node.state, _did_key(did))
+    accepted = request.headers.get("accept", "")
+    media_type = DID_JSON if DID_JSON in accepted else "application/json"
+    return JSONResponse(document, media_type=media_type)
+
+
+@router.get(
+    "/events",
+    tags=["events"],
+    summary="Live events (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    dependencies=[Depends(_ready)],
+)
+async def events(request: Request, node: NodeDep) -> AsyncIterator[ServerSentEvent]:
+    """`hello` once subscribed, then `block` and `tx` events; a `: ping` comment every 15 s."""
+    async for event in event_stream(node, request.app.state.closing):
+        yield event
+
+
+@router.post(
+    "/admin/checkpoint",
+    tags=["admin"],
+    summary="Checkpoint the state store",
+    response_model=CheckpointResponse,
+    dependencies=[Depends(_require_api_key)],
+    responses={401: {"description": "Missing or wrong X-API-Key (`api.unauthorized`)"}},
+)
+async def checkpoint(node: NodeDep) -> dict[str, Any]:
+    """Folds the per-block state log into the base table in one SQLite transaction, so the next
+    start loads faster. Safe while the node runs. Needs `X-API-Key` when the node has a key."""
+    _require_ready(node)
+    await asyncio.to_thread(node.storage.checkpoint)
+    return {"status": "ok", "height": node.height}
+
+
+operations = APIRouter(tags=["operations"])
+
+
+@operations.get("/healthz", summary="Liveness: the process answers", response_model=HealthResponse)
+async def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@operations.get(
+    "/readyz",
+    summary="Readiness: the node is started and has no fault",
+    response_model=HealthResponse,
+    responses={503: ERROR_RESPONSES[503]},
+)
+async def readyz(node: NodeDep) -> Any:
+    if node.fault is not None:
+        return error_response(503, NODE_FAULT, node.fault)
+    if not node.started:
+        return error_response(503, NODE_NOT_READY, "the node is not started")
+    return {"status": "ready", "height": node.height}
+
+
+@operations.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(node: NodeDep) -> Response:
+    return Response(node.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# -- the application -----------------------------------------------------------------------------
+
+
+def create_app(
+    node: Node, api_key: str | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The API (and dashboard) of ``node``. ``api_key`` guards the admin routes when set."""
+    from autarky.web.dashboard import install_dashboard  # the dashboard sits on top of the API
+
+    app = FastAPI(
+        title="Autarky node API",
+        version=API_VERSION,
+        description="Submit transactions; read blocks, accounts, machines and state proofs; follow events.",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.node = node
+    app.state.api_key = api_key or None
+    app.state.max_body_bytes = max_body_bytes
+    app.state.closing = asyncio.Event()
+    install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(operations)
+    install_dashboard(app)
+    return app

@@ -1,0 +1,409 @@
+"""A typed async client for the node's HTTP API.
+
+    async with AutarkyClient("http://127.0.0.1:8620") as client:
+        result = await client.send(key, to=other_did, asset="aut", amount=10)   # committed on return
+        account = await client.account(key.did)
+        answer = await client.proof(f"bank/bal/{key.did}/aut")
+        assert verify_proof(answer, node_key=trusted_node_did)
+
+The same client talks to an application in the same process through the transport seam:
+``AutarkyClient("http://node", transport=httpx.ASGITransport(create_app(node)))``.
+
+Exceptions (every one carries ``status``, ``code`` and ``message``)::
+
+    ClientError                 any failed call; also a malformed answer (code ``client.bad_answer``)
+    ├── Rejected                the node refused the transaction or the request (4xx, typed code)
+    ├── NotFound                no such block, transaction, DID or route (404)
+    └── Unavailable             503 (mempool full, node not ready or faulty), or the node is unreachable;
+                                ``retry_after`` in seconds when the node said so
+
+A transaction that was committed but failed (its receipt code is not ``ok``; the fee is still paid)
+is not an exception: :class:`Submission` says so with ``ok`` False and its ``code``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from autarky.crypto.did import InvalidDid, public_key_from_did
+from autarky.crypto.domains import Domain
+from autarky.crypto.keys import InvalidKey, PublicKey, SigningKey
+from autarky.ledger import smt
+from autarky.ledger.block import BlockHeader
+from autarky.ledger.tx import SignedTx, TxBody, sign_tx
+from autarky.modules.bank import messages as bank_messages
+
+__all__ = [
+    "Account",
+    "AutarkyClient",
+    "ClientError",
+    "NotFound",
+    "Rejected",
+    "StateProof",
+    "Submission",
+    "Unavailable",
+    "verify_proof",
+]
+
+BAD_ANSWER = "client.bad_answer"
+UNREACHABLE = "client.unreachable"
+EVENTS_READ_TIMEOUT_S = 60.0
+"""The server sends a keep-alive comment every 15 s, so a silent minute means a dead stream."""
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if status == 0 else f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Rejected(ClientError):
+    """The node refused the transaction or the request; ``code`` says why (``core.*``, ``api.*`` ...)."""
+
+
+class NotFound(ClientError):
+    pass
+
+
+class Unavailable(ClientError):
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(status, code, message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The node's answer to a submission. ``status``: accepted | committed | exists."""
+
+    tx_hash: str
+    status: str
+    code: str | None
+    detail: str
+    height: int | None
+    receipt: dict[str, Any] | None
+
+    @property
+    def committed(self) -> bool:
+        return self.height is not None
+
+    @property
+    def ok(self) -> bool:
+        """Admitted, or committed with code ``ok``."""
+        return self.receipt["ok"] is True if self.receipt is not None else self.code in (None, "node.timeout")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Submission:
+        return cls(
+            data["tx_hash"],
+            data["status"],
+            data.get("code"),
+            data.get("detail", ""),
+            data.get("height"),
+            data.get("receipt"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    did: str
+    sequence: int
+    committed_sequence: int
+    identity: dict[str, Any] | None
+    balances: dict[str, int]
+    guardrails: dict[str, Any] | None
+    window_spent: dict[str, int]
+    frozen: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Account:
+        return cls(
+            data["did"],
+            data["sequence"],
+            data["committed_sequence"],
+            data.get("identity"),
+            dict(data["balances"]),
+            data.get("guardrails"),
+            dict(data.get("window_spent", {})),
+            bool(data["frozen"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StateProof:
+    """A state value with its proof and the node-signed header it is proved against (not yet checked)."""
+
+    key: str
+    value: bytes | None
+    proof: smt.Proof
+    header: BlockHeader
+    signature: bytes
+    node_key: str
+    """The node key the server claims; check against a key you trust, not this one."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StateProof:
+        try:
+            proof = data["proof"]
+            other = proof["other_leaf"]
+            header = data["header"]
+            parsed_header = BlockHeader(
+                header["chain_id"],
+                header["height"],
+                bytes.fromhex(header["prev_hash"]),
+                header["time_ms"],
+                header["tx_count"],
+                bytes.fromhex(header["tx_root"]),
+                bytes.fromhex(header["result_root"]),
+                bytes.fromhex(header["state_root"]),
+            )
+            if parsed_header.hash.hex() != header["hash"]:
+                raise ValueError("the header's hash does not match its fields")
+            return cls(
+                key=data["key"],
+                value=None if data["value"] is None else bytes.fromhex(data["value"]),
+                proof=smt.Proof(
+                    bytes.fromhex(proof["path"]),
+                    proof["depth"],
+                    bytes.fromhex(proof["bitmap"]),
+                    tuple(bytes.fromhex(sibling) for sibling in proof["siblings"]),
+                    None
+                    if other is None
+                    else (bytes.fromhex(other["path"]), bytes.fromhex(other["value_hash"])),
+                ),
+                header=parsed_header,
+                signature=bytes.fromhex(data["signature"]),
+                node_key=data["node_key"],
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # InvalidProof is a ValueError
+            raise ClientError(200, BAD_ANSWER, f"malformed proof answer: {exc}") from exc
+
+
+def verify_proof(answer: StateProof, node_key: str, chain_id: str | None = None) -> bool:
+    """True when ``node_key`` signed the header and the proof shows ``answer.value`` under ``answer.key``.
+
+    ``node_key`` is the did:key of a node you trust (for instance read once from ``status()`` and
+    pinned); ``chain_id``, when given, must be the header's. An absent value (None) is checked with
+    an exclusion proof. Never raises for a bad answer; returns False.
+    """
+    header = answer.header
+    if chain_id is not None and header.chain_id != chain_id:
+        return False
+    try:
+        public_key = PublicKey(public_key_from_did(node_key))
+        signed = public_key.verify(Domain.BLOCK_HEADER, header.encode(), answer.signature, header.chain_id)
+    except (InvalidDid, InvalidKey, ValueError):
+        return False
+    return signed and smt.verify(header.state_root, answer.key, answer.value, answer.proof)
+
+
+def _error_from(response: httpx.Response) -> ClientError:
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = BAD_ANSWER, response.text[:200] or response.reason_phrase
+    status = response.status_code
+    if status == 404:
+        return NotFound(status, code, message)
+    if status == 503:
+        retry_after = response.headers.get("retry-after")
+        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+        return Unavailable(status, code, message, seconds)
+    if 400 <= status < 500:
+        return Rejected(status, code, message)
+    return ClientError(status, code, message)
+
+
+class AutarkyClient:
+    """Async client of one node. Use as ``async with`` or call :meth:`aclose`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30,
+    ) -> None:
+        headers = {"Accept": "application/json"}
+        if api_key is not None:
+            headers["X-API-Key"] = api_key
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=base_url, transport=transport, timeout=timeout, headers=headers
+        )
+        self._chain_id: str | None = None
+
+    async def __aenter__(self) -> AutarkyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unavailable(0, UNREACHABLE, f"{method} {path}: {exc!r}") from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        if not response.is_success:
+            raise _error_from(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ClientError(response.status_code, BAD_ANSWER, f"{path} answered no JSON") from exc
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = await self._json("GET", "/api/v1/status")
+        self._chain_id = status["chain_id"]
+        return status
+
+    async def chain_id(self) -> str:
+        if self._chain_id is None:
+            await self.status()
+        assert self._chain_id is not None
+        return self._chain_id
+
+    async def block(self, height: int | Literal["latest"] = "latest") -> dict[str, Any]:
+        block: dict[str, Any] = await self._json("GET", f"/api/v1/blocks/{height}")
+        return block
+
+    async def blocks(self, from_height: int | None = None, limit: int = 20) -> dict[str, Any]:
+        params: dict[str, int] = {"limit": limit}
+        if from_height is not None:
+            params["from"] = from_height
+        page: dict[str, Any] = await self._json("GET", "/api/v1/blocks", params=params)
+        return page
+
+    async def tx(self, tx_hash: str) -> dict[str, Any]:
+        record: dict[str, Any] = await self._json("GET", f"/api/v1/tx/{tx_hash}")
+        return record
+
+    async def account(self, did: str) -> Account:
+        return Account.from_json(await self._json("GET", f"/api/v1/accounts/{did}"))
+
+    async def balances(self, did: str) -> dict[str, int]:
+        answer = await self._json("GET", f"/api/v1/accounts/{did}/balances")
+        return dict(answer["balances"])
+
+    async def machines(self, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        page: dict[str, Any] = await self._json(
+            "GET", "/api/v1/machines", params={"offset": offset, "limit": limit}
+        )
+        return page
+
+    async def did_document(self, did: str) -> dict[str, Any]:
+        document: dict[str, Any] = await self._json(
+            "GET", f"/api/v1/did/{did}", headers={"Accept": "application/did+json"}
+        )
+        return document
+
+    async def proof(self, key: str) -> StateProof:
+        return StateProof.from_json(await self._json("GET", "/api/v1/proof", params={"key": key}))
+
+    verify_proof = staticmethod(verify_proof)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Live events as dicts (``type``: hello, block, tx), until the stream ends or you stop iterating."""
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, EVENTS_READ_TIMEOUT_S))
+        try:
+            async with self._http.stream(
+                "GET", "/api/v1/events", timeout=timeout, headers={"Accept": "text/event-stream"}
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise _error_from(response)
+                async for event in _parse_sse(response.aiter_lines()):
+                    yield event
+        except httpx.TransportError as exc:
+            raise Unavailable(0, UNREACHABLE, f"event stream: {exc!r}") from exc
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def submit(self, tx: SignedTx | bytes, wait: bool = True) -> Submission:
+        """Submit a signed transaction. Raises :class:`Rejected` when the node refuses it."""
+        raw = tx.raw if isinstance(tx, SignedTx) else tx
+        response = await self._request(
+            "POST",
+            "/api/v1/tx",
+            content=raw,
+            params={"wait": "true" if wait else "false"},
+            headers={"Content-Type": "application/cbor"},
+        )
+        if response.status_code in (200, 202):
+            return Submission.from_json(response.json())
+        raise _error_from(response)
+
+    async def submit_messages(
+        self,
+        key: SigningKey,
+        messages: Sequence[Mapping[str, Any]],
+        fee: int = 1,
+        cosigners: Iterable[SigningKey] = (),
+        wait: bool = True,
+        memo: str = "",
+        expiry_height: int = 0,
+    ) -> Submission:
+        """Build, sign and submit a transaction from ``key.did`` with the node's next sequence."""
+        account = await self.account(key.did)
+        body = TxBody(
+            await self.chain_id(),
+            key.did,
+            account.sequence,
+            fee,
+            expiry_height,
+            tuple(dict(message) for message in messages),
+            memo,
+        )
+        return await self.submit(sign_tx(body, key, tuple(cosigners)), wait=wait)
+
+    async def send(
+        self, key: SigningKey, to: str, asset: str, amount: int, fee: int = 1, wait: bool = True
+    ) -> Submission:
+        """Transfer ``amount`` base units of ``asset`` from ``key.did`` to ``to``."""
+        return await self.submit_messages(key, [bank_messages.send(to, asset, amount)], fee=fee, wait=wait)
+
+    async def admin_checkpoint(self) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._json("POST", "/api/v1/admin/checkpoint")
+        return answer
+
+
+async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """Server-Sent Events to dicts: the JSON ``data`` with ``type`` set from the event name."""
+    event_name = "message"
+    data: list[str] = []
+    async for line in lines:
+        if line == "":
+            if data:
+                try:
+                    payload = json.loads("\n".join(data))
+                except ValueError as exc:
+                    raise ClientError(200, BAD_ANSWER, f"event data is not JSON: {exc}") from exc
+                item = dict(payload) if isinstance(payload, dict) else {"data": payload}
+                item.setdefault("type", event_name)
+                yield item
+            event_name, data = "message", []
+        elif line.startswith(":"):
+            continue  # a comment: the server's keep-alive
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event_name = value
+            elif field == "data":
+                data.append(value)

@@ -1,0 +1,181 @@
+"""Read views over a node: the JSON documents the API (and the dashboard) serve.
+
+Everything here reads in-memory node state and so runs on the node's event loop thread, never in a
+worker thread: the node replaces its state between blocks on that thread, so a read there always
+sees one whole block. Storage reads (blocks, transactions) are thread-safe and may run anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
+
+from autarky.crypto.did import is_did_key
+from autarky.crypto.hashing import sha256
+from autarky.ledger.executor import sequence_of
+from autarky.ledger.state import StateReader
+from autarky.ledger.tx import SignedTx
+from autarky.modules.bank import keeper as bank
+from autarky.node.node import Node, TxRecord
+from autarky.node.storage import StoredBlock
+
+ACCOUNT_PREFIX = "identity/acct/"
+
+
+class IdentityReads(Protocol):
+    """What the API reads from the identity module (``node.app.module("identity")``)."""
+
+    def account(self, state: StateReader, account: str) -> Mapping[str, Any] | None: ...
+
+    def did_document(self, state: StateReader, did: str) -> dict[str, Any]: ...
+
+
+def identity_of(node: Node) -> IdentityReads:
+    return cast(IdentityReads, node.app.module("identity"))
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: bytes become hex, map keys text, tuples lists."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    return str(value)
+
+
+def short_did(did: str) -> str:
+    """``did:key:z6MkhaXg…Y3x9`` style abbreviation for tables."""
+    if did.startswith("did:key:") and len(did) > 24:
+        return f"{did[8:16]}…{did[-4:]}"
+    return did
+
+
+def is_account_name(value: str) -> bool:
+    """An account the API answers about: an Ed25519 did:key or a module account (``module:fees``)."""
+    return is_did_key(value) or bank.is_module_account(value)
+
+
+# -- blocks and transactions ---------------------------------------------------------------------
+
+
+def block_json(block: StoredBlock) -> dict[str, Any]:
+    return {
+        "header": block.header.to_json(),
+        "signature": None if block.signature is None else block.signature.hex(),
+        "txs": [sha256(raw).hex() for raw in block.txs],
+        "receipts": [receipt.to_json() for receipt in block.receipts],
+        "end_events": [event.to_json() for event in block.end_events],
+    }
+
+
+def tx_body_json(tx: SignedTx) -> dict[str, Any]:
+    body = tx.body
+    return {
+        "chain_id": body.chain_id,
+        "sender": body.sender,
+        "sequence": body.sequence,
+        "fee": body.fee,
+        "expiry_height": body.expiry_height,
+        "messages": [jsonable(message) for message in body.messages],
+        "memo": body.memo,
+        "signatures": [{"public_key": pk.hex(), "signature": sig.hex()} for pk, sig in tx.signatures],
+    }
+
+
+def committed_tx_json(tx_hash: bytes, record: TxRecord) -> dict[str, Any]:
+    return {
+        "tx_hash": tx_hash.hex(),
+        "status": "committed",
+        "height": record.height,
+        "index": record.receipt.index,
+        "raw": record.raw.hex(),
+        "tx": None if record.tx is None else tx_body_json(record.tx),
+        "receipt": record.receipt.to_json(),
+    }
+
+
+def pending_tx_json(tx_hash: bytes) -> dict[str, Any]:
+    return {
+        "tx_hash": tx_hash.hex(),
+        "status": "pending",
+        "height": None,
+        "index": None,
+        "raw": None,
+        "tx": None,
+        "receipt": None,
+    }
+
+
+# -- accounts and machines -----------------------------------------------------------------------
+
+
+def window_spent(
+    state: StateReader, did: str, guard: Mapping[str, Any] | None, height: int
+) -> dict[str, int]:
+    """What ``did`` spent, per limited asset, in the window the next block is checked against."""
+    if guard is None:
+        return {}
+    limits = guard.get("limits") or {}
+    return {str(asset): bank.window_spent(state, did, str(asset), height + 1) for asset in limits}
+
+
+def account_json(node: Node, did: str) -> dict[str, Any]:
+    state = node.state
+    record = identity_of(node).account(state, did) if is_did_key(did) else None
+    guard = bank.guardrails(state, did)
+    return {
+        "did": did,
+        "sequence": node.sequence(did),
+        "committed_sequence": sequence_of(state, did),
+        "identity": None if record is None else jsonable(record),
+        "balances": bank.balances(state, did),
+        "guardrails": None if guard is None else jsonable(guard),
+        "window_spent": window_spent(state, did, guard, node.height),
+        "frozen": bank.is_frozen(state, did),
+    }
+
+
+def registered_accounts(node: Node) -> list[str]:
+    """Every registered account's DID, in key order."""
+    return [key[len(ACCOUNT_PREFIX) :] for key, _ in node.state.iter_prefix(ACCOUNT_PREFIX)]
+
+
+def machine_json(node: Node, did: str) -> dict[str, Any] | None:
+    state = node.state
+    record = identity_of(node).account(state, did)
+    if record is None:
+        return None
+    guard = bank.guardrails(state, did)
+    return {
+        "did": did,
+        "short": short_did(did),
+        "kind": str(record.get("kind", "")),
+        "owner": record.get("owner"),
+        "status": str(record.get("status", "")),
+        "maker": str(record.get("maker", "")),
+        "model": str(record.get("model", "")),
+        "balances": bank.balances(state, did),
+        "guardrails": None if guard is None else jsonable(guard),
+        "frozen": bank.is_frozen(state, did),
+    }
+
+
+def machines_json(node: Node, offset: int, limit: int) -> dict[str, Any]:
+    dids = registered_accounts(node)
+    page = [machine_json(node, did) for did in dids[offset : offset + limit]]
+    return {
+        "machines": [m for m in page if m is not None],
+        "total": len(dids),
+        "offset": offset,
+        "limit": limit,
+    }
+
+
+def supplies_json(node: Node) -> dict[str, int]:
+    return bank.supplies(node.state)
