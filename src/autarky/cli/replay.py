@@ -32,7 +32,16 @@ from autarky.node.node import DB_FILE, GENESIS_FILE
 from autarky.node.snapshot import snapshot_height
 from autarky.node.storage import Storage
 
-_HEADER_FIELDS = ("chain_id", "height", "prev_hash", "time_ms", "tx_count", "tx_root", "result_root", "state_root")
+_HEADER_FIELDS = (
+    "chain_id",
+    "height",
+    "prev_hash",
+    "time_ms",
+    "tx_count",
+    "tx_root",
+    "result_root",
+    "state_root",
+)
 
 
 @dataclass(slots=True)
@@ -87,7 +96,7 @@ def replay_data_dir(data_dir: Path, progress: Callable[[int, int], None] | None 
     """Replay the ledger in ``data_dir`` (node stopped) and report; stops at the first mismatch."""
     data_dir = Path(data_dir)
     if not (data_dir / DB_FILE).exists():
-        raise ConfigError(f"no ledger in {data_dir}: check [node] data_dir or pass --data-dir")
+        raise ConfigError(f"no ledger in {data_dir}: check the node.data_dir setting or pass --data-dir")
     started = time.perf_counter()
     genesis = canonical_decode((data_dir / GENESIS_FILE).read_bytes())
     storage = Storage(data_dir / DB_FILE)
@@ -131,9 +140,16 @@ def replay_data_dir(data_dir: Path, progress: Callable[[int, int], None] | None 
         final = storage.header(top)
         assert final is not None
         report.stored_state_root = final.state_root.hex()
-        report.database_state_root = SparseMerkleTree.from_items(sorted(storage.load_state().items())).root.hex()
+        report.database_state_root = SparseMerkleTree.from_items(
+            sorted(storage.load_state().items())
+        ).root.hex()
         if report.first_mismatch is None and previous.height != top:
-            report.first_mismatch = {"height": previous.height + 1, "fields": ["missing"], "stored": {}, "replayed": {}}
+            report.first_mismatch = {
+                "height": previous.height + 1,
+                "fields": ["missing"],
+                "stored": {},
+                "replayed": {},
+            }
         report.invariants = app.invariants(MappingState(data))
     finally:
         storage.close()

@@ -159,7 +159,10 @@ def import_snapshot(path: Path | str, data_dir: Path | str) -> SnapshotInfo:
     (data_dir / GENESIS_FILE).write_bytes(canonical_encode(snapshot.genesis))
     new_key_file(data_dir / NODE_SECRET_FILE, overwrite=True)
     create_keystore(
-        data_dir / NODE_KEY_FILE, SigningKey.generate(), key_file=data_dir / NODE_SECRET_FILE, label="node",
+        data_dir / NODE_KEY_FILE,
+        SigningKey.generate(),
+        key_file=data_dir / NODE_SECRET_FILE,
+        label="node",
         overwrite=True,
     )
     header = snapshot.header

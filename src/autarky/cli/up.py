@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def up() -> None:
+    """Run the demo."""
