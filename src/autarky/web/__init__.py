@@ -16,6 +16,7 @@ from autarky.web.client import (
     StateProof,
     Submission,
     Unavailable,
+    verify_header,
     verify_proof,
 )
 from autarky.web.server import ApiServer, start_api
@@ -32,5 +33,6 @@ __all__ = [
     "Unavailable",
     "create_app",
     "start_api",
+    "verify_header",
     "verify_proof",
 ]

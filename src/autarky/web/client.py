@@ -47,6 +47,8 @@ __all__ = [
     "StateProof",
     "Submission",
     "Unavailable",
+    "header_from_json",
+    "verify_header",
     "verify_proof",
 ]
 
@@ -152,19 +154,7 @@ class StateProof:
         try:
             proof = data["proof"]
             other = proof["other_leaf"]
-            header = data["header"]
-            parsed_header = BlockHeader(
-                header["chain_id"],
-                header["height"],
-                bytes.fromhex(header["prev_hash"]),
-                header["time_ms"],
-                header["tx_count"],
-                bytes.fromhex(header["tx_root"]),
-                bytes.fromhex(header["result_root"]),
-                bytes.fromhex(header["state_root"]),
-            )
-            if parsed_header.hash.hex() != header["hash"]:
-                raise ValueError("the header's hash does not match its fields")
+            parsed_header = header_from_json(data["header"])
             return cls(
                 key=data["key"],
                 value=None if data["value"] is None else bytes.fromhex(data["value"]),
@@ -185,6 +175,32 @@ class StateProof:
             raise ClientError(200, BAD_ANSWER, f"malformed proof answer: {exc}") from exc
 
 
+def header_from_json(header: Mapping[str, Any]) -> BlockHeader:
+    """The header in an API answer, checked against the hash the answer states (ValueError if not)."""
+    parsed = BlockHeader(
+        header["chain_id"],
+        header["height"],
+        bytes.fromhex(header["prev_hash"]),
+        header["time_ms"],
+        header["tx_count"],
+        bytes.fromhex(header["tx_root"]),
+        bytes.fromhex(header["result_root"]),
+        bytes.fromhex(header["state_root"]),
+    )
+    if parsed.hash.hex() != header["hash"]:
+        raise ValueError("the header's hash does not match its fields")
+    return parsed
+
+
+def verify_header(header: BlockHeader, signature: bytes, node_key: str) -> bool:
+    """True when ``node_key`` (a did:key) signed ``header`` in the block-header domain of its chain."""
+    try:
+        public_key = PublicKey(public_key_from_did(node_key))
+        return public_key.verify(Domain.BLOCK_HEADER, header.encode(), signature, header.chain_id)
+    except (InvalidDid, InvalidKey, ValueError):
+        return False
+
+
 def verify_proof(answer: StateProof, node_key: str, chain_id: str | None = None) -> bool:
     """True when ``node_key`` signed the header and the proof shows ``answer.value`` under ``answer.key``.
 
@@ -195,12 +211,9 @@ def verify_proof(answer: StateProof, node_key: str, chain_id: str | None = None)
     header = answer.header
     if chain_id is not None and header.chain_id != chain_id:
         return False
-    try:
-        public_key = PublicKey(public_key_from_did(node_key))
-        signed = public_key.verify(Domain.BLOCK_HEADER, header.encode(), answer.signature, header.chain_id)
-    except (InvalidDid, InvalidKey, ValueError):
-        return False
-    return signed and smt.verify(header.state_root, answer.key, answer.value, answer.proof)
+    return verify_header(header, answer.signature, node_key) and smt.verify(
+        header.state_root, answer.key, answer.value, answer.proof
+    )
 
 
 def _error_from(response: httpx.Response) -> ClientError:
