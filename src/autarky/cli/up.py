@@ -1,5 +1,248 @@
-"""placeholder"""
+"""``autarky up``: the main job. One command: an embedded node, the API and dashboard, and a demo fleet.
+
+Nothing to set up: the first run creates a demo workspace (``.autarky/demo``) with a demo chain and
+the fleet's keys; later runs reuse it (``--fresh`` starts over). The fleet (see
+:mod:`autarky.demo.fleet`) signs and submits real transactions through the HTTP API, a few per
+second, some of which the machines' guardrails refuse. A live summary refreshes until Ctrl-C; with
+``--duration`` the run ends by itself, and with ``--json`` it prints one JSON object at the end
+(progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from autarky.cli import output
+from autarky.cli.context import current, run
+from autarky.cli.errors import UsageProblem
+from autarky.config import Config
+from autarky.demo.fleet import ASSET, MACHINES, NAMES, OWNER, Fleet
+from autarky.demo.workspace import DEFAULT_WORKSPACE, Workspace, open_workspace, remove_workspace
+from autarky.node.node import Node
+
+DEMO_HOST = "127.0.0.1"
+PROGRESS_EVERY_S = 5.0
 
 
-def up() -> None:
-    """Run the demo."""
+def up(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Demo workspace folder (node data, demo keys).")
+    ] = DEFAULT_WORKSPACE,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the demo workspace and start a new chain.")] = False,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="API and dashboard port; 0 picks a free one (default: api.port)."),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.1, max=500, help="Transactions per second, the whole fleet together.")
+    ] = 4.0,
+    duration: Annotated[
+        float | None, typer.Option("--duration", min=0.0, help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed the fleet's choices, for a repeatable run.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary at the end; progress goes to stderr.")
+    ] = False,
+) -> None:
+    """Run an embedded node, the API and dashboard on 127.0.0.1, and a demo fleet of machines trading on it.
+
+    The fleet: a solar inverter selling energy to two households, an EV charger paid by a car (and
+    buying energy), a weather sensor paid per reading by a farm controller, all owned by a site
+    operator who set their guardrails. Their keys are demo keys stored UNENCRYPTED in the workspace.
+
+    Example:  autarky up                          (Ctrl-C to stop)
+    Example:  autarky up --duration 20 --json --port 0
+    """
+    output.set_json_mode(json_out)
+    config = current().config()
+    if fresh:
+        remove_workspace(data_dir)
+    workspace = open_workspace(data_dir, NAMES, OWNER)
+    summary = run(_run(config, workspace, DEMO_HOST, config.api.port if port is None else port, rate, duration, seed))
+    output.emit(summary, lambda: _print_summary(summary))
+
+
+async def _run(
+    config: Config, workspace: Workspace, host: str, port: int, rate: float, duration: float | None, seed: int | None
+) -> dict[str, Any]:
+    from autarky.web.client import AutarkyClient
+    from autarky.web.server import start_api
+
+    settings = dataclasses.replace(config.node_settings(), data_dir=workspace.node_dir)
+    node = await Node.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    server = None
+    started = time.monotonic()
+    try:
+        await node.start()
+        try:
+            server = await start_api(
+                node, host, port, config.api.api_key, max_body_bytes=config.api.max_body_bytes
+            )
+        except OSError as exc:
+            raise UsageProblem(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): is another `autarky up` or node "
+                "running? Pass --port 0 for a free port, or --port N"
+            ) from exc
+        dashboard = f"{server.url}/"
+        _announce(workspace, dashboard, server.url)
+        async with AutarkyClient(server.url, api_key=config.api.api_key) as client:
+            fleet = Fleet(client, workspace.keys, rate=rate, seed=seed, log=output.note)
+            registered = await fleet.bootstrap()
+            if registered:
+                output.note(f"registered {registered} machines on the ledger")
+            start_height = node.height
+            if duration is not None:
+                loop.call_later(duration, stop.set)
+            runner = asyncio.create_task(fleet.run(stop), name="demo-fleet")
+            await _watch(fleet, node, runner, dashboard, workspace, start_height)
+            await runner
+            status = await client.status()
+        return _summary(fleet, workspace, dashboard, server.url, status, start_height, time.monotonic() - started)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if server is not None:
+            await server.stop()
+        await node.stop()
+        output.note("stopped cleanly")
+
+
+def _announce(workspace: Workspace, dashboard: str, api: str) -> None:
+    lines = [
+        f"Autarky demo running: dashboard {dashboard}",
+        f"  API {api}/api/v1 (OpenAPI reference at {api}/docs)",
+        f"  workspace {workspace.root} ({'new chain' if workspace.created_now else 'reused; --fresh starts over'})",
+        f"  demo keys in {workspace.keys_dir} are INSECURE DEMO KEYS stored unencrypted",
+        f"  try: autarky --node {api} --keys-dir {workspace.keys_dir} wallet balance car",
+    ]
+    if output.json_mode() or not sys.stdout.isatty():
+        for line in lines:
+            output.note(line)
+    else:
+        for line in lines:
+            output.stdout.print(Text(line))
+
+
+async def _watch(
+    fleet: Fleet, node: Node, runner: asyncio.Task[None], dashboard: str, workspace: Workspace, start_height: int
+) -> None:
+    """Show progress until the fleet stops: a live table on a terminal, else a line every few seconds."""
+    if not output.json_mode() and output.stdout.is_terminal:
+        with Live(_render(fleet, node, dashboard, workspace, start_height), console=output.stdout,
+                  refresh_per_second=4, transient=False) as live:
+            while not runner.done():
+                await asyncio.wait({runner}, timeout=0.5)
+                live.update(_render(fleet, node, dashboard, workspace, start_height))
+        return
+    while not runner.done():
+        await asyncio.wait({runner}, timeout=PROGRESS_EVERY_S)
+        stats = fleet.stats
+        output.note(
+            f"height {node.height}: {stats.committed} committed, {stats.failed} refused "
+            f"({', '.join(f'{code} {count}' for code, count in stats.codes.most_common(3)) or 'none'})"
+        )
+
+
+def _render(fleet: Fleet, node: Node, dashboard: str, workspace: Workspace, start_height: int) -> Group:
+    stats = fleet.stats
+    elapsed = max(time.monotonic() - stats.started, 0.001)
+    header = Text.assemble(
+        ("Dashboard ", "bold"), (dashboard, "bold cyan underline"), "\n",
+        f"chain {workspace.chain_id} · height {node.height} · {node.height - start_height} blocks this run · ",
+        (f"{stats.committed} committed", "green"), " · ", (f"{stats.failed} refused", "red" if stats.failed else ""),
+        f" · {(stats.committed + stats.failed) / elapsed:.1f} tx/s",
+    )
+    table = Table(expand=True, box=None, header_style="bold")
+    table.add_column("machine")
+    table.add_column("kind", style="dim")
+    table.add_column(f"balance ({ASSET})", justify="right")
+    table.add_column("ok", justify="right", style="green")
+    table.add_column("refused", justify="right", style="red")
+    table.add_column("last")
+    for name in NAMES:
+        spec_kind = "operator" if name == OWNER else next(s.kind for s in MACHINES if s.name == name)
+        machine = stats.machines.get(name)
+        table.add_row(
+            name, spec_kind, output.fmt_amount(fleet.balances.get(name, 0)),
+            str(machine.committed if machine else 0), str(machine.failed if machine else 0),
+            Text(machine.last if machine else "", overflow="ellipsis", no_wrap=True),
+        )
+    codes = " · ".join(f"{code} {count}" for code, count in stats.codes.most_common()) or "none yet"
+    recent = Table.grid(padding=(0, 1))
+    for at, name, text, ok in list(stats.recent)[-5:]:
+        recent.add_row(f"{at:6.1f}s", name, Text(text, style="green" if ok else "red"))
+    footer = Text(f"Refusals by code: {codes}\nCtrl-C to stop · demo keys (unencrypted) in {workspace.keys_dir}",
+                  style="dim")
+    return Group(Panel(header, title="Autarky demo: a microgrid site", border_style="cyan"), table, recent, footer)
+
+
+def _summary(
+    fleet: Fleet, workspace: Workspace, dashboard: str, api: str, status: dict[str, Any], start_height: int,
+    seconds: float,
+) -> dict[str, Any]:
+    stats = fleet.stats
+    machines = []
+    for spec in MACHINES:
+        machine = stats.machines.get(spec.name)
+        machines.append({
+            "name": spec.name,
+            "did": fleet.did(spec.name),
+            "kind": spec.kind,
+            "role": spec.role,
+            "balance": fleet.balances.get(spec.name, 0),
+            "committed": machine.committed if machine else 0,
+            "failed": machine.failed if machine else 0,
+        })
+    operator = stats.machines.get(OWNER)
+    return {
+        "chain_id": status["chain_id"],
+        "dashboard_url": dashboard,
+        "api_url": f"{api}/api/v1",
+        "height": status["height"],
+        "blocks": status["height"] - start_height,
+        "state_root": status["state_root"],
+        "transactions_committed": stats.committed,
+        "transactions_failed": stats.failed,
+        "failures_by_code": dict(stats.codes.most_common()),
+        "machines": machines,
+        "operator": {
+            "name": OWNER,
+            "did": fleet.did(OWNER),
+            "balance": fleet.balances.get(OWNER, 0),
+            "committed": operator.committed if operator else 0,
+            "failed": operator.failed if operator else 0,
+        },
+        "workspace": str(workspace.root),
+        "insecure_demo_keys": str(workspace.keys_dir),
+        "duration_s": round(seconds, 1),
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    out = output.stdout
+    out.print(
+        f"\n[bold]Demo stopped[/] at height {summary['height']} ({summary['blocks']} blocks this run): "
+        f"[green]{summary['transactions_committed']} committed[/], "
+        f"[red]{summary['transactions_failed']} refused[/]"
+    )
+    for code, count in summary["failures_by_code"].items():
+        out.print(f"  refused {count:>4} × {code}")
+    out.print(f"  state root {summary['state_root']}")
+    out.print(f"  workspace {summary['workspace']} (run `autarky up` again to continue, --fresh to start over)")
