@@ -41,18 +41,26 @@ def up(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Demo workspace folder (node data, demo keys).")
     ] = DEFAULT_WORKSPACE,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the demo workspace and start a new chain.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete the demo workspace and start a new chain.")
+    ] = False,
     port: Annotated[
         int | None,
-        typer.Option("--port", min=0, max=65535, help="API and dashboard port; 0 picks a free one (default: api.port)."),
+        typer.Option(
+            "--port", min=0, max=65535, help="API and dashboard port; 0 picks a free one (default: api.port)."
+        ),
     ] = None,
     rate: Annotated[
-        float, typer.Option("--rate", min=0.1, max=500, help="Transactions per second, the whole fleet together.")
+        float,
+        typer.Option("--rate", min=0.1, max=500, help="Transactions per second, the whole fleet together."),
     ] = 4.0,
     duration: Annotated[
-        float | None, typer.Option("--duration", min=0.0, help="Stop after this many seconds (default: Ctrl-C).")
+        float | None,
+        typer.Option("--duration", min=0.0, help="Stop after this many seconds (default: Ctrl-C)."),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed the fleet's choices, for a repeatable run.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed the fleet's choices, for a repeatable run.")
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary at the end; progress goes to stderr.")
     ] = False,
@@ -71,12 +79,20 @@ def up(
     if fresh:
         remove_workspace(data_dir)
     workspace = open_workspace(data_dir, NAMES, OWNER)
-    summary = run(_run(config, workspace, DEMO_HOST, config.api.port if port is None else port, rate, duration, seed))
+    summary = run(
+        _run(config, workspace, DEMO_HOST, config.api.port if port is None else port, rate, duration, seed)
+    )
     output.emit(summary, lambda: _print_summary(summary))
 
 
 async def _run(
-    config: Config, workspace: Workspace, host: str, port: int, rate: float, duration: float | None, seed: int | None
+    config: Config,
+    workspace: Workspace,
+    host: str,
+    port: int,
+    rate: float,
+    duration: float | None,
+    seed: int | None,
 ) -> dict[str, Any]:
     from autarky.web.client import AutarkyClient
     from autarky.web.server import start_api
@@ -114,7 +130,9 @@ async def _run(
             await _watch(fleet, node, runner, dashboard, workspace, start_height)
             await runner
             status = await client.status()
-        return _summary(fleet, workspace, dashboard, server.url, status, start_height, time.monotonic() - started)
+        return _summary(
+            fleet, workspace, dashboard, server.url, status, start_height, time.monotonic() - started
+        )
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
@@ -124,11 +142,15 @@ async def _run(
         output.note("stopped cleanly")
 
 
+def _workspace_state(workspace: Workspace) -> str:
+    return "new chain" if workspace.created_now else "reused; --fresh to start over"
+
+
 def _announce(workspace: Workspace, dashboard: str, api: str) -> None:
     lines = [
         f"Autarky demo running: dashboard {dashboard}",
         f"  API {api}/api/v1 (OpenAPI reference at {api}/docs)",
-        f"  workspace {workspace.root} ({'new chain' if workspace.created_now else 'reused; --fresh starts over'})",
+        f"  workspace {workspace.root} ({_workspace_state(workspace)})",
         f"  demo keys in {workspace.keys_dir} are INSECURE DEMO KEYS stored unencrypted",
         f"  try: autarky --node {api} --keys-dir {workspace.keys_dir} wallet balance car",
     ]
@@ -141,12 +163,21 @@ def _announce(workspace: Workspace, dashboard: str, api: str) -> None:
 
 
 async def _watch(
-    fleet: Fleet, node: Node, runner: asyncio.Task[None], dashboard: str, workspace: Workspace, start_height: int
+    fleet: Fleet,
+    node: Node,
+    runner: asyncio.Task[None],
+    dashboard: str,
+    workspace: Workspace,
+    start_height: int,
 ) -> None:
     """Show progress until the fleet stops: a live table on a terminal, else a line every few seconds."""
     if not output.json_mode() and output.stdout.is_terminal:
-        with Live(_render(fleet, node, dashboard, workspace, start_height), console=output.stdout,
-                  refresh_per_second=4, transient=False) as live:
+        with Live(
+            _render(fleet, node, dashboard, workspace, start_height),
+            console=output.stdout,
+            refresh_per_second=4,
+            transient=False,
+        ) as live:
             while not runner.done():
                 await asyncio.wait({runner}, timeout=0.5)
                 live.update(_render(fleet, node, dashboard, workspace, start_height))
@@ -164,9 +195,14 @@ def _render(fleet: Fleet, node: Node, dashboard: str, workspace: Workspace, star
     stats = fleet.stats
     elapsed = max(time.monotonic() - stats.started, 0.001)
     header = Text.assemble(
-        ("Dashboard ", "bold"), (dashboard, "bold cyan underline"), "\n",
-        f"chain {workspace.chain_id} · height {node.height} · {node.height - start_height} blocks this run · ",
-        (f"{stats.committed} committed", "green"), " · ", (f"{stats.failed} refused", "red" if stats.failed else ""),
+        ("Dashboard ", "bold"),
+        (dashboard, "bold cyan underline"),
+        "\n",
+        f"chain {workspace.chain_id} · height {node.height} · ",
+        f"{node.height - start_height} blocks this run · ",
+        (f"{stats.committed} committed", "green"),
+        " · ",
+        (f"{stats.failed} refused", "red" if stats.failed else ""),
         f" · {(stats.committed + stats.failed) / elapsed:.1f} tx/s",
     )
     table = Table(expand=True, box=None, header_style="bold")
@@ -180,36 +216,50 @@ def _render(fleet: Fleet, node: Node, dashboard: str, workspace: Workspace, star
         spec_kind = "operator" if name == OWNER else next(s.kind for s in MACHINES if s.name == name)
         machine = stats.machines.get(name)
         table.add_row(
-            name, spec_kind, output.fmt_amount(fleet.balances.get(name, 0)),
-            str(machine.committed if machine else 0), str(machine.failed if machine else 0),
+            name,
+            spec_kind,
+            output.fmt_amount(fleet.balances.get(name, 0)),
+            str(machine.committed if machine else 0),
+            str(machine.failed if machine else 0),
             Text(machine.last if machine else "", overflow="ellipsis", no_wrap=True),
         )
     codes = " · ".join(f"{code} {count}" for code, count in stats.codes.most_common()) or "none yet"
     recent = Table.grid(padding=(0, 1))
     for at, name, text, ok in list(stats.recent)[-5:]:
         recent.add_row(f"{at:6.1f}s", name, Text(text, style="green" if ok else "red"))
-    footer = Text(f"Refusals by code: {codes}\nCtrl-C to stop · demo keys (unencrypted) in {workspace.keys_dir}",
-                  style="dim")
-    return Group(Panel(header, title="Autarky demo: a microgrid site", border_style="cyan"), table, recent, footer)
+    footer = Text(
+        f"Refusals by code: {codes}\nCtrl-C to stop · demo keys (unencrypted) in {workspace.keys_dir}",
+        style="dim",
+    )
+    return Group(
+        Panel(header, title="Autarky demo: a microgrid site", border_style="cyan"), table, recent, footer
+    )
 
 
 def _summary(
-    fleet: Fleet, workspace: Workspace, dashboard: str, api: str, status: dict[str, Any], start_height: int,
+    fleet: Fleet,
+    workspace: Workspace,
+    dashboard: str,
+    api: str,
+    status: dict[str, Any],
+    start_height: int,
     seconds: float,
 ) -> dict[str, Any]:
     stats = fleet.stats
     machines = []
     for spec in MACHINES:
         machine = stats.machines.get(spec.name)
-        machines.append({
-            "name": spec.name,
-            "did": fleet.did(spec.name),
-            "kind": spec.kind,
-            "role": spec.role,
-            "balance": fleet.balances.get(spec.name, 0),
-            "committed": machine.committed if machine else 0,
-            "failed": machine.failed if machine else 0,
-        })
+        machines.append(
+            {
+                "name": spec.name,
+                "did": fleet.did(spec.name),
+                "kind": spec.kind,
+                "role": spec.role,
+                "balance": fleet.balances.get(spec.name, 0),
+                "committed": machine.committed if machine else 0,
+                "failed": machine.failed if machine else 0,
+            }
+        )
     operator = stats.machines.get(OWNER)
     return {
         "chain_id": status["chain_id"],
@@ -245,4 +295,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for code, count in summary["failures_by_code"].items():
         out.print(f"  refused {count:>4} × {code}")
     out.print(f"  state root {summary['state_root']}")
-    out.print(f"  workspace {summary['workspace']} (run `autarky up` again to continue, --fresh to start over)")
+    out.print(
+        f"  workspace {summary['workspace']} (run `autarky up` again to continue, --fresh to start over)"
+    )
