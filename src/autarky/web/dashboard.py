@@ -44,7 +44,7 @@ def _templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["short_did"] = views.short_did
-    environment.filters["short_hash"] = lambda value: f"{value[:10]}…" if value else ""
+    environment.filters["short_hash"] = lambda value, length=10: f"{value[:length]}…" if value else ""
     return Jinja2Templates(env=environment)
 
 

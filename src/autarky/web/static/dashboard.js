@@ -24,8 +24,8 @@
     return node;
   }
 
-  function shortHash(hex) {
-    return hex ? hex.slice(0, 10) + "…" : "";
+  function shortHash(hex, length) {
+    return hex ? hex.slice(0, length || 10) + "…" : "";
   }
 
   function shortDid(did) {
@@ -116,7 +116,7 @@
       className: (header.tx_count === 0 ? "empty" : "") + (fresh ? " fresh" : ""),
     }, [
       el("td", { text: String(header.height) }),
-      el("td", { className: "mono", title: header.hash, text: shortHash(header.hash) }),
+      el("td", { className: "mono", title: header.hash, text: shortHash(header.hash, 16) }),
       el("td", { className: "num", text: String(header.tx_count) }),
       el("td", { className: "time", "data-time-ms": String(header.time_ms), text: clock(header.time_ms) }),
     ]);
