@@ -9,9 +9,10 @@ sender cannot be derived from the key.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -19,14 +20,28 @@ from autarky.cli.context import current
 from autarky.cli.errors import CliError, NodeUnreachable, OperationFailed, UsageProblem, tx_refused
 from autarky.crypto.keys import SigningKey
 from autarky.ledger.tx import TxBody, sign_tx
-from autarky.web.client import AutarkyClient, ClientError, NotFound, Rejected, Submission, Unavailable
+
+if TYPE_CHECKING:
+    from autarky.web.client import AutarkyClient, Submission
+
+# The web client is imported when first needed: importing it loads FastAPI (about 0.3 s), which
+# commands that never talk to a node (init, identity new, node replay) should not pay for.
 
 
 @asynccontextmanager
 async def connect() -> AsyncIterator[AutarkyClient]:
+    from autarky.web.client import AutarkyClient
+
     ctx = current()
     async with AutarkyClient(ctx.node_address(), api_key=ctx.node_api_key()) as client:
-        yield client
+        try:
+            yield client
+        except Exception as exc:
+            # Commands see CLI errors (NodeUnreachable, TxRefused, ...), never the client's own.
+            problem = translate_client_error(exc)
+            if problem is None:
+                raise
+            raise problem from exc
 
 
 async def account_json(client: AutarkyClient, did: str) -> dict[str, Any]:
@@ -89,6 +104,10 @@ def tx_summary(result: Mapping[str, Any]) -> str:
 
 def translate_client_error(exc: BaseException) -> CliError | None:
     """The CLI error for a failure of the web client (or of the HTTP layer under it)."""
+    if "autarky.web.client" not in sys.modules:
+        return None  # nothing can have come from the client if it was never imported
+    from autarky.web.client import ClientError, NotFound, Rejected, Unavailable
+
     if isinstance(exc, Unavailable) and exc.status == 0:
         address = _address()
         if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -29,9 +29,11 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.config import Config
-from autarky.demo.fleet import ASSET, MACHINES, NAMES, OWNER, Fleet
 from autarky.demo.workspace import DEFAULT_WORKSPACE, Workspace, open_workspace, remove_workspace
 from autarky.node.node import Node
+
+if TYPE_CHECKING:
+    from autarky.demo.fleet import Fleet
 
 DEMO_HOST = "127.0.0.1"
 PROGRESS_EVERY_S = 5.0
@@ -74,6 +76,8 @@ def up(
     Example:  autarky up                          (Ctrl-C to stop)
     Example:  autarky up --duration 20 --json --port 0
     """
+    from autarky.demo.fleet import NAMES, OWNER  # loads the web client (FastAPI) only for this command
+
     output.set_json_mode(json_out)
     config = current().config()
     if fresh:
@@ -94,6 +98,7 @@ async def _run(
     duration: float | None,
     seed: int | None,
 ) -> dict[str, Any]:
+    from autarky.demo.fleet import Fleet
     from autarky.web.client import AutarkyClient
     from autarky.web.server import start_api
 
@@ -192,6 +197,8 @@ async def _watch(
 
 
 def _render(fleet: Fleet, node: Node, dashboard: str, workspace: Workspace, start_height: int) -> Group:
+    from autarky.demo.fleet import ASSET, MACHINES, NAMES, OWNER
+
     stats = fleet.stats
     elapsed = max(time.monotonic() - stats.started, 0.001)
     header = Text.assemble(
@@ -245,6 +252,8 @@ def _summary(
     start_height: int,
     seconds: float,
 ) -> dict[str, Any]:
+    from autarky.demo.fleet import MACHINES, OWNER
+
     stats = fleet.stats
     machines = []
     for spec in MACHINES:
