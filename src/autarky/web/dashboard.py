@@ -8,6 +8,7 @@ by ``static/dashboard.js`` from ``/api/v1/events`` (EventSource) and periodic re
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,11 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
-def dashboard_context(node: Node) -> dict[str, Any]:
-    """What the page shows when it is first rendered (read on the event loop thread)."""
+async def dashboard_context(node: Node) -> dict[str, Any]:
+    """What the page shows when it is first rendered: stored headers from a worker thread, the rest
+    from memory on the event loop thread (see ``views``)."""
     top = node.height
-    headers = node.storage.headers(max(0, top - INITIAL_BLOCKS + 1), top + 1)
+    headers = await asyncio.to_thread(node.storage.headers, max(0, top - INITIAL_BLOCKS + 1), top + 1)
     return {
         "status": node.status(),
         "blocks": [header.to_json() for header in reversed(headers)],
@@ -67,9 +69,8 @@ def install_dashboard(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def dashboard(request: Request) -> HTMLResponse:
         node: Node = request.app.state.node
-        return templates.TemplateResponse(
-            request, "index.html", dashboard_context(node), headers=_PAGE_HEADERS
-        )
+        context = await dashboard_context(node)
+        return templates.TemplateResponse(request, "index.html", context, headers=_PAGE_HEADERS)
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     async def api_reference(request: Request) -> HTMLResponse:

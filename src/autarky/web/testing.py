@@ -77,10 +77,22 @@ def standard_genesis(keys: TestKeys, chain_id: str = CHAIN_ID) -> dict[str, Any]
         ],
         identities=[
             {"did": keys.alice.did, "kind": "operator", "maker": "", "model": ""},
-            {"did": keys.battery.did, "owner": keys.alice.did, "kind": "battery", "maker": "Voltaic",
-             "model": "VB-10", "capabilities": ["store", "trade:energy"]},
-            {"did": keys.solar.did, "owner": keys.alice.did, "kind": "solar-inverter", "maker": "Sunbeam",
-             "model": "SB-5", "capabilities": ["trade:energy"]},
+            {
+                "did": keys.battery.did,
+                "owner": keys.alice.did,
+                "kind": "battery",
+                "maker": "Voltaic",
+                "model": "VB-10",
+                "capabilities": ["store", "trade:energy"],
+            },
+            {
+                "did": keys.solar.did,
+                "owner": keys.alice.did,
+                "kind": "solar-inverter",
+                "maker": "Sunbeam",
+                "model": "SB-5",
+                "capabilities": ["trade:energy"],
+            },
         ],
         assets=["kwh"],
     )
