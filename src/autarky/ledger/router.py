@@ -39,10 +39,15 @@ class BlockEnv:
 
 @dataclass(frozen=True, slots=True)
 class KeyScope:
-    """What a key may do for its account. ``actions`` None means every message type."""
+    """What a key may do for its account. ``actions`` None means every message type.
+
+    ``allowance`` is the key's spending allowance as sorted ``(asset, amount)`` pairs, or None when the
+    key's spending is not limited by its scope (full-scope keys always have None).
+    """
 
     key: bytes
     actions: tuple[str, ...] | None = None
+    allowance: tuple[tuple[str, int], ...] | None = None
 
     @property
     def full(self) -> bool:

@@ -1,0 +1,199 @@
+"""One handler per identity message: guard clauses in precedence order, then the writes, then one event.
+
+The message has already been parsed (``messages.py``: shape and value checks). The guards here
+read the state, always in this order, skipping the ones a message does not have::
+
+    already_registered | not_registered, not_authorised, account_revoked, key_not_found,
+    last_full_key, key_in_use, too_many_keys, missing_key_signature
+
+Who may act on a registered account ("authority"):
+
+* ``add_key``, ``remove_key``, ``rotate``: the account itself signing with a full-scope key, or its owner;
+* ``revoke``: its owner, or the account itself (full-scope key) when it has no owner;
+* ``recover``: its owner only (recovery is for a machine whose keys are lost or compromised).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from autarky.crypto.did import public_key_from_did
+from autarky.ledger.router import TxContext
+from autarky.modules.identity.errors import (
+    ACCOUNT_REVOKED,
+    ALREADY_REGISTERED,
+    KEY_IN_USE,
+    KEY_NOT_FOUND,
+    LAST_FULL_KEY,
+    MISSING_KEY_SIGNATURE,
+    NOT_AUTHORISED,
+    NOT_REGISTERED,
+    TOO_MANY_KEYS,
+)
+from autarky.modules.identity.keeper import (
+    ACTIVE,
+    REVOKED,
+    AccountRecord,
+    KeyEntry,
+    clear_allowance_spent,
+    key_holder,
+    move_allowance_spent,
+    read_account,
+    read_raw_account,
+    replace_key,
+    write_account,
+)
+from autarky.modules.identity.messages import (
+    MAX_KEYS_PER_ACCOUNT,
+    AddKey,
+    Recover,
+    Register,
+    RemoveKey,
+    Revoke,
+    Rotate,
+)
+
+
+def register(ctx: TxContext, msg: Register) -> None:
+    """Register ``msg.did``: the sender itself (no owner), or a machine the sender will own."""
+    if read_raw_account(ctx.state, msg.did) is not None:
+        raise ALREADY_REGISTERED(f"{msg.did} is already registered")
+    did_key = public_key_from_did(msg.did)
+    holder = key_holder(ctx.state, did_key)
+    if holder is not None:
+        raise KEY_IN_USE(f"the key of {msg.did} is a key of {holder}")
+    if not ctx.signed_by_key(did_key):
+        raise MISSING_KEY_SIGNATURE(f"the key of {msg.did} must co-sign its registration")
+
+    owner = None if msg.did == ctx.sender else ctx.sender
+    record = AccountRecord(
+        owner=owner,
+        kind=msg.kind,
+        maker=msg.maker,
+        model=msg.model,
+        serial_digest=msg.serial_digest,
+        capabilities=msg.capabilities,
+        metadata=msg.metadata,
+        status=ACTIVE,
+        registered=ctx.height,
+        keys=(KeyEntry(did_key, None, None, ctx.height),),
+    )
+    write_account(ctx.state, msg.did, record)
+    ctx.emit("identity.registered", did=msg.did, owner=owner, kind=msg.kind)
+
+
+def add_key(ctx: TxContext, msg: AddKey) -> None:
+    record = _registered(ctx, msg.did)
+    _require_self_or_owner(ctx, msg.did, record)
+    _require_active(msg.did, record)
+    _require_unused(ctx, msg.key)
+    if len(record.keys) >= MAX_KEYS_PER_ACCOUNT:
+        raise TOO_MANY_KEYS(f"an account has at most {MAX_KEYS_PER_ACCOUNT} keys")
+    _require_cosigned(ctx, msg.key, "key")
+
+    entry = KeyEntry(msg.key, msg.actions, msg.allowance, ctx.height)
+    write_account(ctx.state, msg.did, replace(record, keys=(*record.keys, entry)))
+    ctx.emit("identity.key_added", did=msg.did, key=msg.key, full=entry.full)
+
+
+def remove_key(ctx: TxContext, msg: RemoveKey) -> None:
+    record = _registered(ctx, msg.did)
+    _require_self_or_owner(ctx, msg.did, record)
+    _require_active(msg.did, record)
+    entry = _listed(record, msg.key, "key")
+    if entry.full and record.full_key_count() == 1:
+        raise LAST_FULL_KEY("this is the account's last full-scope key; add another or rotate this one")
+
+    keys = tuple(other for other in record.keys if other.key != msg.key)
+    write_account(ctx.state, msg.did, replace(record, keys=keys))
+    ctx.emit("identity.key_removed", did=msg.did, key=msg.key)
+
+
+def rotate(ctx: TxContext, msg: Rotate) -> None:
+    record = _registered(ctx, msg.did)
+    _require_self_or_owner(ctx, msg.did, record)
+    _require_active(msg.did, record)
+    _listed(record, msg.old_key, "old_key")
+    _require_unused(ctx, msg.new_key)
+    _require_cosigned(ctx, msg.new_key, "new_key")
+
+    move_allowance_spent(ctx.state, msg.did, msg.old_key, msg.new_key)
+    write_account(ctx.state, msg.did, replace_key(record, msg.old_key, msg.new_key, ctx.height))
+    ctx.emit("identity.key_rotated", did=msg.did, old_key=msg.old_key, new_key=msg.new_key)
+
+
+def revoke(ctx: TxContext, msg: Revoke) -> None:
+    record = _registered(ctx, msg.did)
+    if record.owner is None:
+        _require_self_or_owner(ctx, msg.did, record)
+    elif ctx.sender != record.owner:
+        raise NOT_AUTHORISED(f"only the owner {record.owner} may revoke {msg.did}")
+    _require_active(msg.did, record)
+
+    write_account(ctx.state, msg.did, replace(record, status=REVOKED))
+    ctx.emit("identity.revoked", did=msg.did)
+
+
+def recover(ctx: TxContext, msg: Recover) -> None:
+    record = _registered(ctx, msg.did)
+    if record.owner is None or ctx.sender != record.owner:
+        raise NOT_AUTHORISED(f"only the owner of {msg.did} may recover it, and it has {_owner_text(record)}")
+    holder = key_holder(ctx.state, msg.new_key)
+    if holder is not None and holder != msg.did:
+        raise KEY_IN_USE(f"the new key is a key of {holder}")
+    _require_cosigned(ctx, msg.new_key, "new_key")
+
+    # Every old key leaves (write_account clears their counters); the new key starts unspent even
+    # if it was one of the old, scoped keys.
+    clear_allowance_spent(ctx.state, msg.did, msg.new_key)
+    keys = (KeyEntry(msg.new_key, None, None, ctx.height),)
+    write_account(ctx.state, msg.did, replace(record, keys=keys, status=ACTIVE))
+    ctx.emit("identity.recovered", did=msg.did, new_key=msg.new_key)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Guards shared by the handlers
+
+
+def _registered(ctx: TxContext, did: str) -> AccountRecord:
+    record = read_account(ctx.state, did)
+    if record is None:
+        raise NOT_REGISTERED(f"{did} is not registered")
+    return record
+
+
+def _require_self_or_owner(ctx: TxContext, did: str, record: AccountRecord) -> None:
+    if record.owner is not None and ctx.sender == record.owner:
+        return
+    if ctx.sender == did and ctx.scope.full:
+        return
+    if ctx.sender == did:
+        raise NOT_AUTHORISED("the account may change its keys only with a full-scope key")
+    raise NOT_AUTHORISED(f"only {did} itself or its owner may do this, and it has {_owner_text(record)}")
+
+
+def _owner_text(record: AccountRecord) -> str:
+    return "no owner" if record.owner is None else f"owner {record.owner}"
+
+
+def _require_active(did: str, record: AccountRecord) -> None:
+    if not record.active:
+        raise ACCOUNT_REVOKED(f"{did} is revoked; only its owner can recover it")
+
+
+def _listed(record: AccountRecord, key: bytes, name: str) -> KeyEntry:
+    entry = record.key_entry(key)
+    if entry is None:
+        raise KEY_NOT_FOUND(f"{name} is not a key of this account")
+    return entry
+
+
+def _require_unused(ctx: TxContext, key: bytes) -> None:
+    holder = key_holder(ctx.state, key)
+    if holder is not None:
+        raise KEY_IN_USE(f"the key is already a key of {holder}")
+
+
+def _require_cosigned(ctx: TxContext, key: bytes, name: str) -> None:
+    if not ctx.signed_by_key(key):
+        raise MISSING_KEY_SIGNATURE(f"{name} must co-sign the transaction (proof of possession)")

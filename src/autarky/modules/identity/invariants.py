@@ -1,0 +1,143 @@
+"""What must hold in the identity state after every block. Run by tests; each broken rule is one line.
+
+1. Every account record is well formed: a did:key, an owner that is None or another did:key, a
+   known status, 1 to ``MAX_KEYS_PER_ACCOUNT`` distinct acceptable keys with at least one of full
+   scope, and no allowance on a full-scope key.
+2. The key index and the records agree both ways: every key a record lists is indexed to that
+   record's DID, and every index entry names a registered account that lists the key.
+3. Every allowance counter belongs to a listed key whose allowance names that asset, is positive,
+   and does not exceed the allowance.
+
+The checks read the raw stored values and report what they find rather than assert, so a
+corrupted state produces a readable list instead of a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autarky.crypto.did import is_did_key
+from autarky.crypto.keys import InvalidKey, check_public_key
+from autarky.ledger.state import StateReader
+from autarky.modules.identity.keeper import (
+    STATUSES,
+    iter_allowance_spent,
+    iter_key_index,
+    iter_raw_accounts,
+)
+from autarky.modules.identity.messages import MAX_KEYS_PER_ACCOUNT
+
+_RECORD_FIELDS = (
+    "capabilities",
+    "keys",
+    "kind",
+    "maker",
+    "metadata",
+    "model",
+    "owner",
+    "registered",
+    "serial_digest",
+    "status",
+)
+_KEY_FIELDS = ("actions", "added", "allowance", "key")
+
+
+def check_invariants(state: StateReader) -> list[str]:
+    problems: list[str] = []
+    listed: dict[str, str] = {}  # key hex -> DID whose record lists it
+    allowances: dict[tuple[str, str], dict[str, int] | None] = {}  # (DID, key hex) -> allowance
+    for did, record in iter_raw_accounts(state):
+        problems.extend(_check_record(did, record))
+        for entry in _key_entries(record):
+            key_hex = entry["key"].hex()
+            if key_hex in listed and listed[key_hex] != did:
+                problems.append(f"key {key_hex} is listed by both {listed[key_hex]} and {did}")
+            listed[key_hex] = did
+            allowances[(did, key_hex)] = entry["allowance"]
+    problems.extend(_check_key_index(state, listed))
+    problems.extend(_check_allowance_counters(state, allowances))
+    return problems
+
+
+def _check_record(did: str, record: Any) -> list[str]:
+    if type(record) is not dict or sorted(record) != list(_RECORD_FIELDS):
+        return [f"account {did}: record is not a map with the fields {list(_RECORD_FIELDS)}"]
+    problems: list[str] = []
+    if not is_did_key(did):
+        problems.append(f"account {did}: not an Ed25519 did:key")
+    owner = record["owner"]
+    if owner is not None and (not is_did_key(owner) or owner == did):
+        problems.append(f"account {did}: owner {owner!r} is not another did:key")
+    if record["status"] not in STATUSES:
+        problems.append(f"account {did}: unknown status {record['status']!r}")
+    keys = record["keys"]
+    if type(keys) is not list or not 1 <= len(keys) <= MAX_KEYS_PER_ACCOUNT:
+        return [*problems, f"account {did}: must list 1 to {MAX_KEYS_PER_ACCOUNT} keys"]
+    entries = _key_entries(record)
+    if len(entries) != len(keys):
+        problems.append(f"account {did}: a key entry is malformed")
+    raw_keys = [entry["key"] for entry in entries]
+    if len(raw_keys) != len(set(raw_keys)):
+        problems.append(f"account {did}: a key is listed twice")
+    if not any(entry["actions"] is None for entry in entries):
+        problems.append(f"account {did}: no full-scope key")
+    for entry in entries:
+        if entry["actions"] is None and entry["allowance"] is not None:
+            problems.append(f"account {did}: full-scope key {entry['key'].hex()} has an allowance")
+    return problems
+
+
+def _key_entries(record: Any) -> list[dict[str, Any]]:
+    """The well-formed key entries of a record (malformed ones are reported by ``_check_record``)."""
+    if type(record) is not dict or type(record.get("keys")) is not list:
+        return []
+    entries = []
+    for entry in record["keys"]:
+        if type(entry) is not dict or sorted(entry) != list(_KEY_FIELDS):
+            continue
+        if not _acceptable_key(entry["key"]):
+            continue
+        if entry["actions"] is not None and type(entry["actions"]) is not list:
+            continue
+        if entry["allowance"] is not None and type(entry["allowance"]) is not dict:
+            continue
+        entries.append(entry)
+    return entries
+
+
+def _acceptable_key(value: Any) -> bool:
+    try:
+        check_public_key(value)
+    except InvalidKey:
+        return False
+    return True
+
+
+def _check_key_index(state: StateReader, listed: dict[str, str]) -> list[str]:
+    problems: list[str] = []
+    indexed: dict[str, Any] = dict(iter_key_index(state))
+    for key_hex, holder in indexed.items():
+        if listed.get(key_hex) != holder:
+            problems.append(f"key index: {key_hex} -> {holder!r}, but that account does not list it")
+    for key_hex, did in listed.items():
+        if indexed.get(key_hex) != did:
+            problems.append(f"account {did}: lists key {key_hex}, which is not indexed to it")
+    return problems
+
+
+def _check_allowance_counters(
+    state: StateReader, allowances: dict[tuple[str, str], dict[str, int] | None]
+) -> list[str]:
+    problems: list[str] = []
+    for path, spent in iter_allowance_spent(state):
+        parts = path.split("/", 2)
+        if len(parts) != 3:
+            problems.append(f"allowance counter identity/allow/{path}: malformed key")
+            continue
+        did, key_hex, asset = parts
+        allowance = allowances.get((did, key_hex))
+        if allowance is None or asset not in allowance:
+            problems.append(f"allowance counter {path}: no listed key has an allowance for {asset!r}")
+        elif type(spent) is not int or not 0 < spent <= allowance[asset]:
+            problems.append(f"allowance counter {path}: spent {spent!r} is outside 1..{allowance[asset]}")
+    return problems
