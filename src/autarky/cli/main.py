@@ -109,7 +109,7 @@ def _global_options(
 
 
 def _register() -> None:
-    from autarky.cli import identity, init, node, tx, up, wallet
+    from autarky.cli import bench, identity, init, node, tx, up, wallet
 
     app.command("init")(init.init)
     app.command("up")(up.up)
@@ -117,6 +117,7 @@ def _register() -> None:
     app.add_typer(identity.app, name="identity")
     app.add_typer(wallet.app, name="wallet")
     app.add_typer(tx.app, name="tx")
+    app.add_typer(bench.app, name="bench")
 
 
 _register()
