@@ -27,7 +27,7 @@ def ledger(
     transfers: Annotated[int, typer.Option("--transfers", min=1, help="Transfers to submit.")] = 30_000,
     accounts: Annotated[int, typer.Option("--accounts", min=2, help="Sending accounts.")] = 3_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed for keys and amounts.")] = 1,
-    latency_s: Annotated[float, typer.Option("--latency-seconds", min=0.5, help="Latency phase length.")] = 4.0,
+    latency_s: Annotated[float, typer.Option("--latency-seconds", min=0.5, help="Latency phase, s.")] = 4.0,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Keep the ledger here (default: a temporary folder).")
     ] = None,
