@@ -172,7 +172,7 @@ def guardrails_for(name: str, did: Callable[[str], str]) -> dict[str, Any]:
             "limits": limits(80, 150, None),
             "allowlist": sorted([did("solar-inverter"), operator]),
         },
-        "car": {"window_blocks": 100, "limits": limits(60, 600, 40), "allowlist": [did("ev-charger")]},
+        "car": {"window_blocks": 100, "limits": limits(60, 900, 40), "allowlist": [did("ev-charger")]},
         "weather-sensor": {
             "window_blocks": 100,
             "limits": limits(1_000, None, None),
