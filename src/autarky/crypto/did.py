@@ -6,6 +6,8 @@ that parses is a DID whose key can be used.
 
 from __future__ import annotations
 
+import functools
+
 import base58
 
 from autarky.crypto.keys import InvalidKey, check_public_key
@@ -21,6 +23,11 @@ class InvalidDid(ValueError):
 
 def did_from_public_key(public_key: bytes) -> str:
     check_public_key(public_key)
+    return _did_from_checked_key(public_key)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _did_from_checked_key(public_key: bytes) -> str:
     return _PREFIX + base58.b58encode(_ED25519_MULTICODEC + public_key).decode("ascii")
 
 
@@ -28,6 +35,13 @@ def public_key_from_did(did: str) -> bytes:
     """The 32-byte key inside a ``did:key``; raises :class:`InvalidDid`."""
     if type(did) is not str or not did.startswith(_PREFIX) or len(did) > MAX_DID_LENGTH:
         raise InvalidDid(f"not an Ed25519 did:key: {str(did)[:80]!r}")
+    return _parse_did(did)
+
+
+# Parsing is a pure function of the string and is met several times per transaction (sender,
+# recipient, owner); remembering answers for valid DIDs cannot change any result.
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_did(did: str) -> bytes:
     try:
         decoded = base58.b58decode(did[len(_PREFIX):])
     except ValueError as exc:

@@ -12,6 +12,7 @@ by which a key enters the system refuses them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import nacl.bindings
@@ -37,9 +38,16 @@ def check_public_key(raw: bytes) -> bytes:
     """
     if type(raw) is not bytes or len(raw) != PUBLIC_KEY_BYTES:
         raise InvalidKey(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes")
-    if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+    if not _is_valid_point(raw):
         raise InvalidKey("public key is not a valid prime-order point (small-order or non-canonical)")
     return raw
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _is_valid_point(raw: bytes) -> bool:
+    # The subgroup check costs ~40 µs and a transfer meets the same few keys several times; the
+    # answer is a pure function of the bytes, so remembering it cannot change any result.
+    return bool(nacl.bindings.crypto_core_ed25519_is_valid_point(raw))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Canonical encodings: the only bytes Autarky hashes or signs come from here."""
 
-from autarky.encoding.cbor import MAX_DEPTH, DecodeError, canonical_decode, canonical_encode
-from autarky.encoding.cbor_trusted import decode_trusted
+from autarky.encoding.cbor import MAX_DEPTH, DecodeError, canonical_decode, canonical_encode, encode_int
+from autarky.encoding.cbor_trusted import decode_trusted, encode_trusted
 
-__all__ = ["MAX_DEPTH", "DecodeError", "canonical_decode", "canonical_encode", "decode_trusted"]
+__all__ = ["MAX_DEPTH", "DecodeError", "canonical_decode", "canonical_encode", "encode_int", "decode_trusted", "encode_trusted"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autarky.crypto.hashing import sha256
-from autarky.encoding import DecodeError, canonical_decode, canonical_encode
+from autarky.encoding import DecodeError, canonical_decode, canonical_encode, encode_trusted
 from autarky.ledger.errors import OK
 
 AttrValue = str | int | bytes | bool | None
@@ -62,7 +62,7 @@ class Receipt:
         return self.code == OK
 
     def consensus_bytes(self) -> bytes:
-        return canonical_encode([self.tx_hash, self.code, [event.to_cbor() for event in self.events]])
+        return encode_trusted([self.tx_hash, self.code, [event.to_cbor() for event in self.events]])
 
     def to_cbor(self) -> list[Any]:
         return [self.tx_hash, self.index, self.code, [e.to_cbor() for e in self.events], self.sender, self.detail]

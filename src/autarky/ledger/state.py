@@ -54,10 +54,14 @@ class Overlay:
         self._writes: dict[str, bytes | None] = {}
 
     def get(self, key: str) -> bytes | None:
-        writes = self._writes
-        if key in writes:
-            return writes[key]
-        return self._parent.get(key)
+        # Walk the overlay chain in a loop: one call per lookup instead of one per level.
+        layer: StateReader = self
+        while type(layer) is Overlay:
+            writes = layer._writes
+            if key in writes:
+                return writes[key]
+            layer = layer._parent
+        return layer.get(key)
 
     def set(self, key: str, value: bytes) -> None:
         assert type(value) is bytes, "state values are bytes"

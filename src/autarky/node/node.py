@@ -161,7 +161,7 @@ class Node:
         self._verified: set[bytes] = set()
         self._verifier = _CachedVerifier(self._verified)
         self._verify_pool = ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify")
-        self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._waiters: dict[bytes, list[asyncio.Future[tuple[int, Receipt]]]] = {}
         self._subscribers: list[asyncio.Queue[dict[str, Any] | None]] = []
         self._new_block = asyncio.Condition()
         self.started = False
@@ -305,9 +305,9 @@ class Node:
 
     def _admit(self, tx: SignedTx, signatures_ok: bool) -> SubmitResult:
         """Checks after the signature: authentication, sequence, mempool room. Then admit."""
-        existing = self._committed_receipt(tx.hash)
-        if existing is not None:
-            return existing
+        if tx.hash in self.mempool:
+            # Not committed when prepared, so only a concurrent submission of the same bytes can be here.
+            return SubmitResult(tx.hash, "exists", None, "already pending")
         if not signatures_ok:
             return self._reject(tx, core_errors.BAD_SIGNATURE())
         try:
@@ -375,12 +375,15 @@ class Node:
         return results
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float = 30.0) -> SubmitResult:
+        """Wait until ``tx_hash`` is in a durably committed block; answer with its receipt."""
         record = self.tx(tx_hash)
-        if record is None:
-            future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        if record is not None:
+            height, receipt = record.height, record.receipt
+        else:
+            future: asyncio.Future[tuple[int, Receipt]] = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(tx_hash, []).append(future)
             try:
-                await asyncio.wait_for(future, timeout_s)
+                height, receipt = await asyncio.wait_for(future, timeout_s)
             except TimeoutError:
                 return SubmitResult(tx_hash, "accepted", "node.timeout", f"not committed within {timeout_s} s")
             finally:
@@ -390,12 +393,8 @@ class Node:
                         waiters.remove(future)
                     if not waiters:
                         del self._waiters[tx_hash]
-            record = self.tx(tx_hash)
-            assert record is not None
-        return SubmitResult(
-            tx_hash, "committed", None if record.receipt.ok else record.receipt.code, record.receipt.detail,
-            record.height, record.receipt,
-        )
+        code = None if receipt.ok else receipt.code
+        return SubmitResult(tx_hash, "committed", code, receipt.detail, height, receipt)
 
     def _check_writable(self) -> None:
         if self.fault is not None:
@@ -436,17 +435,19 @@ class Node:
         self.mempool.remove(hashes)
         for tx_hash in hashes:
             self._verified.discard(tx_hash)
-        self._resolve_waiters(result.receipts)
+        self._resolve_waiters(result.header.height, result.receipts)
         self.metrics.record_block(result, time.perf_counter() - started)
         self._publish(result)
         async with self._new_block:
             self._new_block.notify_all()
 
-    def _resolve_waiters(self, receipts: Sequence[Receipt]) -> None:
+    def _resolve_waiters(self, height: int, receipts: Sequence[Receipt]) -> None:
+        if not self._waiters:
+            return
         for receipt in receipts:
             for future in self._waiters.pop(receipt.tx_hash, []):
                 if not future.done():
-                    future.set_result(receipt)
+                    future.set_result((height, receipt))
 
     async def wait_for_height(self, height: int, timeout_s: float = 30.0) -> None:
         async with self._new_block:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autarky.encoding import canonical_encode, decode_trusted
+from autarky.encoding import canonical_encode, decode_trusted, encode_trusted
 from autarky.ledger.block import BlockHeader, Event, Receipt
 from autarky.node.errors import StorageError
 
@@ -120,12 +120,12 @@ class Storage:
             header.hash,
             header_bytes,
             signature,
-            canonical_encode(list(txs)),
-            canonical_encode([receipt.to_cbor() for receipt in receipts]),
-            canonical_encode([event.to_cbor() for event in end_events]),
+            encode_trusted(list(txs)),
+            encode_trusted([receipt.to_cbor() for receipt in receipts]),
+            encode_trusted([event.to_cbor() for event in end_events]),
         )
         tx_rows = [(receipt.tx_hash, header.height, receipt.index) for receipt in receipts]
-        log_blob = canonical_encode([[key, value] for key, value in changes])
+        log_blob = encode_trusted([[key, value] for key, value in changes])
         with self._lock:
             db = self._db
             try:
