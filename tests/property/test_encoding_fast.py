@@ -39,3 +39,31 @@ values = st.recursive(
 def test_decode_trusted_equals_cbor2(value: object) -> None:
     encoded = canonical_encode(value)
     assert decode_trusted(encoded) == cbor2.loads(encoded)
+
+
+@given(values)
+def test_reused_encoder_equals_cbor2(value: object) -> None:
+    from autarky.encoding.encoder_cache import dumps_canonical
+
+    assert dumps_canonical(value) == cbor2.dumps(value, canonical=True)
+
+
+def test_reused_encoder_recovers_after_a_failure() -> None:
+    import pytest
+
+    from autarky.encoding.encoder_cache import dumps_canonical
+
+    with pytest.raises(Exception):  # noqa: B017 - cbor2 raises its own encoder error type
+        dumps_canonical([1, object()])
+    assert dumps_canonical([1, 2]) == cbor2.dumps([1, 2], canonical=True)
+
+
+def test_reused_encoder_is_thread_safe() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autarky.encoding.encoder_cache import dumps_canonical
+
+    items = [{"n": i, "b": bytes([i % 256]) * (i % 50), "l": list(range(i % 7))} for i in range(4000)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(dumps_canonical, items))
+    assert results == [cbor2.dumps(item, canonical=True) for item in items]

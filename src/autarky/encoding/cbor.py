@@ -23,6 +23,8 @@ from typing import Any
 
 import cbor2
 
+from autarky.encoding.encoder_cache import dumps_canonical
+
 MAX_DEPTH = 32
 """Deepest nesting of lists and maps accepted; deeper input is refused before recursion hurts."""
 
@@ -60,7 +62,7 @@ def canonical_encode(value: Any) -> bytes:
         # Most state values are integers; cbor2's per-call set-up costs ten times the encoding.
         return encode_int(value)
     value = _normalise(value, 0)
-    return cbor2.dumps(value, canonical=True)
+    return dumps_canonical(value)
 
 
 _UINT64_LIMIT = 1 << 64
@@ -120,6 +122,6 @@ def canonical_decode(data: bytes, max_bytes: int | None = None) -> Any:
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
         raise DecodeError(f"not valid CBOR: {exc}") from exc
     _check_model(value, 0)
-    if cbor2.dumps(value, canonical=True) != data:
+    if dumps_canonical(value) != data:
         raise DecodeError("not canonical CBOR (or trailing bytes)")
     return value

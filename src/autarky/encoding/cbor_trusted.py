@@ -11,6 +11,8 @@ from typing import Any
 
 import cbor2
 
+from autarky.encoding.encoder_cache import dumps_canonical
+
 _HEAD_LENGTH = {24: 1, 25: 2, 26: 4, 27: 8}
 
 
@@ -34,4 +36,4 @@ def encode_trusted(value: Any) -> bytes:
     For receipts, blocks and stored blobs whose shape the code fixes; anything that could carry
     outside input goes through :func:`autarky.encoding.canonical_encode`.
     """
-    return cbor2.dumps(value, canonical=True)
+    return dumps_canonical(value)
