@@ -170,7 +170,12 @@ def guardrails_show(
             return
         out.print(f"  window     {guard['window_blocks']} blocks")
         allow = guard.get("allowlist")
-        out.print(f"  allowlist  {'any counterparty' if allow is None else ', '.join(allow) or 'nobody'}")
+        if allow is None:
+            out.print("  allowlist  any counterparty")
+        else:
+            ring = current().keyring
+            named = [f"{ring.name_of(did) or '?'} ({did})" for did in allow]
+            out.print("  allowlist  " + ("\n             ".join(named) or "nobody (only fees)"))
         table = Table("asset", "per tx", "per window", "cosign above", "spent in window")
         for asset, limit in guard["limits"].items():
 
