@@ -14,7 +14,7 @@ from rich.table import Table
 from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import NodeUnreachable, OperationFailed, UsageProblem
-from autarky.cli.replay import ReplayReport, replay_data_dir
+from autarky.node.replay import ReplayReport, replay_data_dir
 from autarky.config import Config
 from autarky.encoding import canonical_decode
 from autarky.ledger.smt import SparseMerkleTree
