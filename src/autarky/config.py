@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from autarky.engines.mempool import MempoolLimits
 from autarky.node.errors import ConfigError
@@ -129,6 +129,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     _CURRENT_TOML_PATH = toml_path
     try:
         config = Config(**overrides)
+    except SettingsError as exc:
+        raise ConfigError(f"invalid AUTARKY_* environment variable: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()

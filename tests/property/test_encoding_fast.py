@@ -9,7 +9,24 @@ from hypothesis import strategies as st
 from autarky.encoding import canonical_encode, decode_trusted, encode_int
 
 INT64_RANGE = st.integers(min_value=-(2**64), max_value=2**64 - 1)
-BOUNDARIES = [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1, -1, -24, -25, -256, -257, -(2**64)]
+BOUNDARIES = [
+    0,
+    23,
+    24,
+    255,
+    256,
+    65535,
+    65536,
+    2**32 - 1,
+    2**32,
+    2**64 - 1,
+    -1,
+    -24,
+    -25,
+    -256,
+    -257,
+    -(2**64),
+]
 
 
 @given(INT64_RANGE)
@@ -30,7 +47,9 @@ def test_decode_trusted_round_trips_ints(value: int) -> None:
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.binary(max_size=40) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=20,
 )
 

@@ -53,7 +53,9 @@ def _keys(count: int, seed: int) -> list[SigningKey]:
     return [SigningKey.from_seed(hashlib.sha256(f"bench/{seed}/{i}".encode()).digest()) for i in range(count)]
 
 
-def _sign_transfers(keys: list[SigningKey], count: int, sequences: list[int], fee_asset: str) -> list[SignedTx]:
+def _sign_transfers(
+    keys: list[SigningKey], count: int, sequences: list[int], fee_asset: str
+) -> list[SignedTx]:
     txs = []
     n = len(keys)
     for i in range(count):
@@ -93,7 +95,7 @@ async def _latency(node: Node, txs: list[SignedTx], rate: float) -> list[float]:
     tick_s = 0.005
     per_tick = max(1, round(rate * tick_s))
     latencies: list[float] = []
-    waits = []
+    waits: list[asyncio.Task[None]] = []
 
     async def track(tx: SignedTx, submitted: float) -> None:
         outcome = await node.wait_committed(tx.hash, 60)
@@ -118,9 +120,7 @@ async def _latency(node: Node, txs: list[SignedTx], rate: float) -> list[float]:
 async def _run(transfers: int, accounts: int, seed: int, data_dir: Path, latency_s: float) -> dict[str, Any]:
     verify_rate = measure_verify_rate()
     keys = _keys(accounts, seed)
-    genesis = dev_genesis(
-        CHAIN_ID, time_ms=0, allocations=[(k.did, "aut", 10**12) for k in keys], min_fee=1
-    )
+    genesis = dev_genesis(CHAIN_ID, time_ms=0, allocations=[(k.did, "aut", 10**12) for k in keys], min_fee=1)
     init_data_dir(data_dir, genesis)
     settings = NodeSettings(data_dir=data_dir, block_interval_ms=20, max_block_txs=2000)
     node = await Node.open(settings)
@@ -156,7 +156,11 @@ async def _run(transfers: int, accounts: int, seed: int, data_dir: Path, latency
 
 
 def run_ledger_bench(
-    transfers: int = 30_000, accounts: int = 3_000, seed: int = 1, data_dir: Path | None = None, latency_s: float = 4.0
+    transfers: int = 30_000,
+    accounts: int = 3_000,
+    seed: int = 1,
+    data_dir: Path | None = None,
+    latency_s: float = 4.0,
 ) -> dict[str, Any]:
     if data_dir is not None:
         return asyncio.run(_run(transfers, accounts, seed, Path(data_dir), latency_s))

@@ -14,11 +14,11 @@ from rich.table import Table
 from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import NodeUnreachable, OperationFailed, UsageProblem
-from autarky.node.replay import ReplayReport, replay_data_dir
 from autarky.config import Config
 from autarky.encoding import canonical_decode
 from autarky.ledger.smt import SparseMerkleTree
 from autarky.node.node import DB_FILE, GENESIS_FILE, Node
+from autarky.node.replay import ReplayReport, replay_data_dir
 from autarky.node.snapshot import export_snapshot, import_snapshot
 from autarky.node.storage import Storage
 

@@ -43,7 +43,7 @@ def public_key_from_did(did: str) -> bytes:
 @functools.lru_cache(maxsize=1 << 16)
 def _parse_did(did: str) -> bytes:
     try:
-        decoded = base58.b58decode(did[len(_PREFIX):])
+        decoded = base58.b58decode(did[len(_PREFIX) :])
     except ValueError as exc:
         raise InvalidDid(f"did:key is not valid base58btc: {did[:80]!r}") from exc
     if len(decoded) != 34 or decoded[:2] != _ED25519_MULTICODEC:
@@ -69,4 +69,4 @@ def is_did_key(value: object) -> bool:
 def fingerprint(did: str) -> str:
     """The ``z6Mk…`` part of a did:key; safe in NATS subjects and file names."""
     public_key_from_did(did)
-    return did[len("did:key:"):]
+    return did[len("did:key:") :]

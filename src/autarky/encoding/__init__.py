@@ -3,4 +3,12 @@
 from autarky.encoding.cbor import MAX_DEPTH, DecodeError, canonical_decode, canonical_encode, encode_int
 from autarky.encoding.cbor_trusted import decode_trusted, encode_trusted
 
-__all__ = ["MAX_DEPTH", "DecodeError", "canonical_decode", "canonical_encode", "encode_int", "decode_trusted", "encode_trusted"]
+__all__ = [
+    "MAX_DEPTH",
+    "DecodeError",
+    "canonical_decode",
+    "canonical_encode",
+    "decode_trusted",
+    "encode_int",
+    "encode_trusted",
+]

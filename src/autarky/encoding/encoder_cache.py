@@ -33,4 +33,5 @@ def dumps_canonical(value: Any) -> bytes:
         # Never leave a half-written buffer behind for the next call.
         del _local.pair
         raise
-    return buffer.getvalue()
+    encoded: bytes = buffer.getvalue()
+    return encoded

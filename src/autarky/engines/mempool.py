@@ -64,14 +64,17 @@ class Mempool:
         limits = self.limits
         size = len(tx.raw)
         if size > limits.max_tx_bytes:
-            raise MempoolFull("mempool.tx_too_large", f"transaction of {size} bytes exceeds {limits.max_tx_bytes}")
+            raise MempoolFull(
+                "mempool.tx_too_large", f"transaction of {size} bytes exceeds {limits.max_tx_bytes}"
+            )
         if len(self) >= limits.max_txs:
             raise MempoolFull("mempool.full", f"mempool holds its maximum of {limits.max_txs} transactions")
         if self._bytes + size > limits.max_bytes:
             raise MempoolFull("mempool.full", f"mempool holds its maximum of {limits.max_bytes} bytes")
         if self.pending_count(tx.body.sender) >= limits.max_per_sender:
             raise MempoolFull(
-                "mempool.sender_limit", f"sender has {limits.max_per_sender} pending transactions; wait for commits"
+                "mempool.sender_limit",
+                f"sender has {limits.max_per_sender} pending transactions; wait for commits",
             )
 
     def add(self, tx: SignedTx) -> None:

@@ -65,7 +65,14 @@ class Receipt:
         return encode_trusted([self.tx_hash, self.code, [event.to_cbor() for event in self.events]])
 
     def to_cbor(self) -> list[Any]:
-        return [self.tx_hash, self.index, self.code, [e.to_cbor() for e in self.events], self.sender, self.detail]
+        return [
+            self.tx_hash,
+            self.index,
+            self.code,
+            [e.to_cbor() for e in self.events],
+            self.sender,
+            self.detail,
+        ]
 
     @classmethod
     def from_cbor(cls, data: Any) -> Receipt:
@@ -119,8 +126,14 @@ class BlockHeader:
         try:
             m = canonical_decode(data)
             return cls(
-                m["chain"], m["height"], m["prev"], m["time_ms"], m["tx_count"],
-                m["tx_root"], m["result_root"], m["state_root"],
+                m["chain"],
+                m["height"],
+                m["prev"],
+                m["time_ms"],
+                m["tx_count"],
+                m["tx_root"],
+                m["result_root"],
+                m["state_root"],
             )
         except (DecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"not a block header: {exc}") from exc

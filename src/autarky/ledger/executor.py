@@ -110,7 +110,12 @@ def _authorise(ctx: TxContext, verifier: SignatureVerifier) -> None:
 
 
 def execute_tx(
-    block_state: Overlay, env: BlockEnv, item: bytes | SignedTx, index: int, app: App, verifier: SignatureVerifier
+    block_state: Overlay,
+    env: BlockEnv,
+    item: bytes | SignedTx,
+    index: int,
+    app: App,
+    verifier: SignatureVerifier,
 ) -> Receipt:
     """Apply one transaction to ``block_state`` (only if it passes authorisation).
 
@@ -191,5 +196,7 @@ def execute_genesis(genesis: Mapping[str, Any], app: App) -> BlockResult:
     app.init_genesis(state, genesis.get("app_state", {}))
     changes = tuple(state.changes())
     tree = SparseMerkleTree.empty().update(changes)
-    header = BlockHeader(chain_id, 0, env.prev_hash, env.time_ms, 0, merkle_root([]), result_root((), ()), tree.root)
+    header = BlockHeader(
+        chain_id, 0, env.prev_hash, env.time_ms, 0, merkle_root([]), result_root((), ()), tree.root
+    )
     return BlockResult(header, (), (), changes, tree)

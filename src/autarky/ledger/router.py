@@ -61,7 +61,10 @@ class Authenticator(Protocol):
     """Decides which keys act for an account (implemented by the ``identity`` module)."""
 
     def authenticate(self, state: StateReader, account: str, public_key: bytes) -> KeyScope:
-        """The scope of ``public_key`` for ``account``; raises ``core.unknown_signer`` or ``core.account_revoked``."""
+        """The scope of ``public_key`` for ``account``.
+
+        Raises ``core.unknown_signer`` or ``core.account_revoked``.
+        """
         ...
 
 

@@ -162,7 +162,9 @@ def sign_tx(body: TxBody, key: SigningKey, cosigners: Sequence[SigningKey] = ())
     payload = domain_tag(Domain.TRANSACTION, body.chain_id) + body_bytes
     signatures = [(key.public_key.raw, key.sign(Domain.TRANSACTION, body_bytes, body.chain_id))]
     for cosigner in cosigners:
-        signatures.append((cosigner.public_key.raw, cosigner.sign(Domain.TRANSACTION, body_bytes, body.chain_id)))
+        signatures.append(
+            (cosigner.public_key.raw, cosigner.sign(Domain.TRANSACTION, body_bytes, body.chain_id))
+        )
     assert payload.endswith(body_bytes)
     raw = encode_signed(body_bytes, signatures)
     try:

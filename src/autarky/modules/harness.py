@@ -61,7 +61,10 @@ class Chain:
     def next_env(self, time_ms: int | None = None) -> BlockEnv:
         last = self.headers[-1]
         return BlockEnv(
-            self.chain_id, last.height + 1, last.time_ms + self.block_ms if time_ms is None else time_ms, last.hash
+            self.chain_id,
+            last.height + 1,
+            last.time_ms + self.block_ms if time_ms is None else time_ms,
+            last.hash,
         )
 
     def execute(self, txs: Sequence[bytes], time_ms: int | None = None) -> tuple[Receipt, ...]:

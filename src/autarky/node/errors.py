@@ -1,10 +1,10 @@
 """Operational faults of the node: storage, configuration, engine. Never raised by the core.
 
-    NodeError
-    ├── StorageError        the database is unusable or inconsistent
-    │   └── CorruptState    stored state does not reproduce the stored state root
-    ├── ConfigError         a configuration value is wrong; the message says what to change
-    └── EngineError         the ordering engine failed
+NodeError
+├── StorageError        the database is unusable or inconsistent
+│   └── CorruptState    stored state does not reproduce the stored state root
+├── ConfigError         a configuration value is wrong; the message says what to change
+└── EngineError         the ordering engine failed
 """
 
 from __future__ import annotations

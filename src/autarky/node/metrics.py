@@ -16,11 +16,15 @@ class NodeMetrics:
         r = self.registry
         self.height = Gauge("autarky_block_height", "Height of the last committed block", registry=r)
         self.blocks = Counter("autarky_blocks", "Blocks committed", registry=r)
-        self.txs_ok = Counter("autarky_transactions_committed", "Transactions committed with code ok", registry=r)
+        self.txs_ok = Counter(
+            "autarky_transactions_committed", "Transactions committed with code ok", registry=r
+        )
         self.txs_failed = Counter(
             "autarky_transactions_failed", "Transactions committed with a failure code", registry=r
         )
-        self.admitted = Counter("autarky_transactions_admitted", "Transactions admitted to the mempool", registry=r)
+        self.admitted = Counter(
+            "autarky_transactions_admitted", "Transactions admitted to the mempool", registry=r
+        )
         self.rejected = Counter(
             "autarky_transactions_rejected", "Submissions rejected before the mempool", ["code"], registry=r
         )

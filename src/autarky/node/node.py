@@ -136,9 +136,14 @@ def init_data_dir(data_dir: Path, genesis: Mapping[str, Any]) -> None:
 
 
 class Node:
-    """One Autarky node over a data directory. Use ``await Node.open(settings)`` then ``await node.start()``."""
+    """One Autarky node over a data directory.
 
-    def __init__(self, settings: NodeSettings, storage: Storage, genesis: dict[str, Any], key: SigningKey) -> None:
+    Use ``node = await Node.open(settings)`` then ``await node.start()`` (or ``async with node``).
+    """
+
+    def __init__(
+        self, settings: NodeSettings, storage: Storage, genesis: dict[str, Any], key: SigningKey
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.genesis = genesis
@@ -201,7 +206,9 @@ class Node:
     async def start(self) -> None:
         await self.engine.start(self.apply_batch, self.header.height + 1, self.header.time_ms)
         self.started = True
-        log.info("node started: chain %s at height %d, engine %s", self.chain_id, self.height, self.engine.name)
+        log.info(
+            "node started: chain %s at height %d, engine %s", self.chain_id, self.height, self.engine.name
+        )
 
     async def stop(self) -> None:
         if self.started:
@@ -288,7 +295,10 @@ class Node:
             raise TypeError("raw transaction must be bytes")
         if len(raw) > self.settings.mempool.max_tx_bytes:
             return SubmitResult(
-                b"", "rejected", "mempool.tx_too_large", f"{len(raw)} bytes exceeds {self.settings.mempool.max_tx_bytes}"
+                b"",
+                "rejected",
+                "mempool.tx_too_large",
+                f"{len(raw)} bytes exceeds {self.settings.mempool.max_tx_bytes}",
             )
         try:
             tx = decode_tx(raw)
@@ -300,7 +310,9 @@ class Node:
         if tx.body.chain_id != self.chain_id:
             return self._reject(tx, core_errors.WRONG_CHAIN(f"this node runs {self.chain_id!r}"))
         if tx.body.expiry_height != 0 and tx.body.expiry_height <= self.height:
-            return self._reject(tx, core_errors.EXPIRED(f"expiry {tx.body.expiry_height}, height {self.height}"))
+            return self._reject(
+                tx, core_errors.EXPIRED(f"expiry {tx.body.expiry_height}, height {self.height}")
+            )
         return tx
 
     def _admit(self, tx: SignedTx, signatures_ok: bool) -> SubmitResult:
@@ -368,7 +380,9 @@ class Node:
                 not isinstance(prepared[tx_iter], SignedTx) or id(prepared[tx_iter]) in verdicts
             ):
                 item = prepared[tx_iter]
-                results.append(item if isinstance(item, SubmitResult) else self._admit(item, verdicts[id(item)]))
+                results.append(
+                    item if isinstance(item, SubmitResult) else self._admit(item, verdicts[id(item)])
+                )
                 tx_iter += 1
             self.engine.notify()
         assert len(results) == len(raws)
@@ -385,7 +399,9 @@ class Node:
             try:
                 height, receipt = await asyncio.wait_for(future, timeout_s)
             except TimeoutError:
-                return SubmitResult(tx_hash, "accepted", "node.timeout", f"not committed within {timeout_s} s")
+                return SubmitResult(
+                    tx_hash, "accepted", "node.timeout", f"not committed within {timeout_s} s"
+                )
             finally:
                 waiters = self._waiters.get(tx_hash)
                 if waiters is not None:
@@ -404,7 +420,9 @@ class Node:
     async def apply_batch(self, batch: OrderedBatch) -> None:
         """Execute, sign, store and publish one ordered batch. Called by the engine, in height order."""
         started = time.perf_counter()
-        assert batch.height == self.header.height + 1, f"batch {batch.height} after block {self.header.height}"
+        assert batch.height == self.header.height + 1, (
+            f"batch {batch.height} after block {self.header.height}"
+        )
         env = BlockEnv(self.chain_id, batch.height, batch.time_ms, self.header.hash)
         try:
             result: BlockResult = await asyncio.to_thread(

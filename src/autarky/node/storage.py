@@ -85,7 +85,9 @@ class Storage:
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
-            raise StorageError(f"database {self.path} has schema {version}, this version reads {SCHEMA_VERSION}")
+            raise StorageError(
+                f"database {self.path} has schema {version}, this version reads {SCHEMA_VERSION}"
+            )
 
     # -- meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -131,18 +133,21 @@ class Storage:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)", block_row)
-                # A transaction included twice (possible only with a misbehaving orderer) keeps its first location.
+                # A transaction ordered twice (a misbehaving orderer) keeps its first location.
                 db.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?)", tx_rows)
                 if header.height == 0:
                     db.executemany(
                         "INSERT OR REPLACE INTO state VALUES (?, ?)",
                         [(key, value) for key, value in changes if value is not None],
                     )
-                    db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (canonical_encode(0),))
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (canonical_encode(0),)
+                    )
                 else:
                     db.execute("INSERT INTO state_log VALUES (?, ?)", (header.height, log_blob))
                 db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?)", (canonical_encode(header.height),)
+                    "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?)",
+                    (canonical_encode(header.height),),
                 )
                 db.execute("COMMIT")
             except BaseException:
@@ -170,10 +175,14 @@ class Storage:
                     "INSERT OR REPLACE INTO state VALUES (?, ?)",
                     [(k, v) for k, v in sorted(latest.items()) if v is not None],
                 )
-                db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in sorted(latest.items()) if v is None])
+                db.executemany(
+                    "DELETE FROM state WHERE key = ?", [(k,) for k, v in sorted(latest.items()) if v is None]
+                )
                 last = rows[-1][0]
                 db.execute("DELETE FROM state_log WHERE height <= ?", (last,))
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (canonical_encode(last),))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (canonical_encode(last),)
+                )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
