@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import sys
 from itertools import count
 
 import pytest
@@ -403,6 +405,35 @@ def test_malformed_proof_structures_raise_invalid_proof() -> None:
             Proof.decode(canonical_encode(document))
     with pytest.raises(InvalidProof):
         Proof(path, 1, b"\x80", (sibling, sibling))
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="about CPython's cycle collector")
+def test_the_cycle_collector_stops_tracking_fresh_nodes_in_one_pass() -> None:
+    # Performance, not correctness: if fresh nodes stayed tracked, full collections over a large
+    # state would take hundreds of milliseconds (see SparseMerkleTree._recent).
+    def tracked_nodes(tree: SparseMerkleTree) -> int:
+        stack = [tree._root]
+        tracked = 0
+        while stack:
+            node = stack.pop()
+            if node is None:
+                continue
+            tracked += gc.is_tracked(node)
+            if len(node) == 4:
+                stack.extend((node[1], node[2]))
+        return tracked
+
+    gc.collect()
+    gc.disable()  # so that the single pass below is the first one to see the nodes
+    try:
+        built = SparseMerkleTree.from_items((f"k{number}", b"v") for number in range(3000))
+        updated = built.update([(f"k{number}", b"w") for number in range(0, 3000, 7)])
+        assert tracked_nodes(built) > 1000
+        gc.collect()
+    finally:
+        gc.enable()
+    assert tracked_nodes(built) <= 1
+    assert tracked_nodes(updated) <= 1
 
 
 def test_proof_size_bound_with_100k_keys() -> None:

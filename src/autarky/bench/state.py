@@ -17,6 +17,7 @@ tree's, as in a node that keeps its state in such a dict.
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import random
 import statistics
@@ -112,12 +113,15 @@ def run_state_bench(
     gc.callbacks.append(pauses)
     try:
         update_ms: list[float] = []
+        update_cpu_ms: list[float] = []
         next_index = accounts
         for _ in range(batches):
             batch, next_index = _next_batch(rng, values, next_index, changes)
             pauses.active = True
             started = time.perf_counter()
+            started_cpu = time.process_time()
             tree = tree.update(batch)
+            update_cpu_ms.append((time.process_time() - started_cpu) * 1000)
             update_ms.append((time.perf_counter() - started) * 1000)
             pauses.active = False
     finally:
@@ -155,9 +159,13 @@ def run_state_bench(
         "leaves": len(tree),
         "root_hex": root.hex(),
         "build_s": round(build_s, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "update_ms_median": round(update_ms_median, 2),
         "update_ms_max": round(update_ms_max, 2),
         "update_ms_all": [round(sample, 2) for sample in update_ms],
+        # CPU time of this process only: what the update costs when other processes compete for the cores.
+        "update_cpu_ms_median": round(statistics.median(update_cpu_ms), 2),
+        "update_cpu_ms_max": round(max(update_cpu_ms), 2),
         "gc_pause_ms_during_updates": round(pauses.pause_ms, 2),
         "gc_full_collections_during_updates": pauses.full_collections,
         "gc_full_pause_ms_max": round(pauses.full_pause_ms_max, 2),

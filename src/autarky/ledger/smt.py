@@ -289,19 +289,21 @@ def _sorted_by_path(entries: Iterable[tuple[bytes, _Value]]) -> tuple[list[bytes
 class SparseMerkleTree:
     """An immutable snapshot of the state commitment. :meth:`update` returns a new snapshot."""
 
-    # ``_recent`` holds the last nodes this snapshot's construction made, in the order they were
-    # made (children before parents). It changes no result; it is there for CPython's cycle
-    # collector, which stops tracking a tuple once all its items are untracked, in one pass over
-    # the tuples in list order. Without an outside reference in creation order the collector sees
-    # a fresh path parent-first and untracks one level per pass, so a large state stays tracked and
-    # full collections take hundreds of milliseconds. (Slots are laid out sorted by name, so the
-    # collector meets ``_recent`` before ``_root``.)
+    # ``_recent`` holds the last nodes this snapshot's construction made, newest first. It changes
+    # no result; it is there for CPython's cycle collector. The collector stops tracking a tuple
+    # whose items are all untracked, checking the tuples of a generation once each, in the order
+    # its reachability scan left them. Reached only through their parents, fresh nodes come
+    # parent-first and only one level per pass would stop being tracked: a large state would stay
+    # tracked and full collections would take hundreds of milliseconds. The scan reaches the items
+    # of a tuple last to first, so ``_recent`` (scanned before ``_root``: slots are laid out sorted
+    # by name) puts the fresh nodes children-first. While a tree is being built, the ``made`` list
+    # referenced from the running frame keeps them in creation order, which is children-first too.
     __slots__ = ("_recent", "_root")
 
     def __init__(self, _root: _Node = None, _made: Sequence[_Node] = ()) -> None:
         """Private: use :meth:`empty`, :meth:`from_items` or :meth:`update`."""
         self._root = _root
-        self._recent = tuple(_made[-_RECENT_NODES_KEPT:])
+        self._recent = tuple(reversed(_made[-_RECENT_NODES_KEPT:]))
 
     @classmethod
     def empty(cls) -> SparseMerkleTree:
