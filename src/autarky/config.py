@@ -43,6 +43,7 @@ class NodeSection(BaseModel):
     heartbeat_ms: int = Field(1000, ge=10, le=3_600_000)
     checkpoint_blocks: int = Field(500, ge=1)
     verify_threads: int = Field(2, ge=1, le=64)
+    verify_processes: int = Field(2, ge=0, le=64)
 
 
 class MempoolSection(BaseModel):
@@ -107,6 +108,7 @@ class Config(BaseSettings):
             heartbeat_ms=n.heartbeat_ms,
             checkpoint_blocks=n.checkpoint_blocks,
             verify_threads=n.verify_threads,
+            verify_processes=n.verify_processes,
             mempool=MempoolLimits(m.max_tx_bytes, m.max_txs, m.max_bytes, m.max_per_sender),
         )
 

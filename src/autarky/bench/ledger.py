@@ -127,6 +127,7 @@ async def _run(transfers: int, accounts: int, seed: int, data_dir: Path, latency
     sequences = [0] * accounts
     peak_txs = _sign_transfers(keys, transfers, sequences, "aut")
     async with node:
+        await node.start_admission_workers()
         peak_rate, failed = await _peak(node, peak_txs)
         half = peak_rate / 2
         latency_txs = _sign_transfers(keys, max(200, int(half * latency_s)), sequences, "aut")

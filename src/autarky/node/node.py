@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from autarky.ledger.smt import Proof, SparseMerkleTree
 from autarky.ledger.state import MappingState, Overlay
 from autarky.ledger.tx import SignedTx, decode_tx
 from autarky.modules import build_app
+from autarky.node.admission import check_batch
 from autarky.node.errors import ConfigError, CorruptState, StorageError
 from autarky.node.metrics import NodeMetrics
 from autarky.node.storage import Storage, StoredBlock
@@ -66,6 +69,7 @@ class NodeSettings:
     heartbeat_ms: int = 1000
     checkpoint_blocks: int = 500
     verify_threads: int = 2
+    verify_processes: int = 2
     mempool: MempoolLimits = field(default_factory=MempoolLimits)
     max_subscriber_queue: int = 2000
 
@@ -166,6 +170,7 @@ class Node:
         self._verified: set[bytes] = set()
         self._verifier = _CachedVerifier(self._verified)
         self._verify_pool = ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify")
+        self._admission_executor: Executor | None = None
         self._waiters: dict[bytes, list[asyncio.Future[tuple[int, Receipt]]]] = {}
         self._subscribers: list[asyncio.Queue[dict[str, Any] | None]] = []
         self._new_block = asyncio.Condition()
@@ -217,6 +222,8 @@ class Node:
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
+        if self._admission_executor is not None and self._admission_executor is not self._verify_pool:
+            self._admission_executor.shutdown(wait=True, cancel_futures=True)
         self._verify_pool.shutdown(wait=True)
         self.storage.close()
 
@@ -290,16 +297,12 @@ class Node:
         return None
 
     def _prepare(self, raw: bytes) -> SignedTx | SubmitResult:
-        """Checks before the signature: decode, duplicate, chain, expiry."""
+        """Checks before the signature: size, decode, duplicate, chain, expiry."""
         if type(raw) is not bytes:
             raise TypeError("raw transaction must be bytes")
-        if len(raw) > self.settings.mempool.max_tx_bytes:
-            return SubmitResult(
-                b"",
-                "rejected",
-                "mempool.tx_too_large",
-                f"{len(raw)} bytes exceeds {self.settings.mempool.max_tx_bytes}",
-            )
+        limit = self.settings.mempool.max_tx_bytes
+        if len(raw) > limit:
+            return SubmitResult(b"", "rejected", "mempool.tx_too_large", f"{len(raw)} bytes exceeds {limit}")
         try:
             tx = decode_tx(raw)
         except core_errors.TxError as exc:
@@ -307,13 +310,16 @@ class Node:
         existing = self._committed_receipt(tx.hash)
         if existing is not None:
             return existing
+        return self._check_chain_and_expiry(tx) or tx
+
+    def _check_chain_and_expiry(self, tx: SignedTx) -> SubmitResult | None:
         if tx.body.chain_id != self.chain_id:
             return self._reject(tx, core_errors.WRONG_CHAIN(f"this node runs {self.chain_id!r}"))
         if tx.body.expiry_height != 0 and tx.body.expiry_height <= self.height:
             return self._reject(
                 tx, core_errors.EXPIRED(f"expiry {tx.body.expiry_height}, height {self.height}")
             )
-        return tx
+        return None
 
     def _admit(self, tx: SignedTx, signatures_ok: bool) -> SubmitResult:
         """Checks after the signature: authentication, sequence, mempool room. Then admit."""
@@ -357,36 +363,74 @@ class Node:
                 return await self.wait_committed(prepared.hash, timeout_s)
         return result
 
-    async def submit_many(self, raws: Sequence[bytes], chunk: int = 256) -> list[SubmitResult]:
-        """Admit many transactions in order, verifying their signatures in parallel chunks."""
+    async def submit_many(self, raws: Sequence[bytes], chunk: int = 512) -> list[SubmitResult]:
+        """Admit many transactions, in order, with decoding and signature checks in worker processes.
+
+        Chunks go to the workers all at once and are admitted as they come back, in order, so
+        the node admits one chunk while the workers check the next and a block executes.
+        """
         self._check_writable()
-        prepared = [self._prepare(raw) for raw in raws]
-        txs = [p for p in prepared if isinstance(p, SignedTx)]
+        for raw in raws:
+            if type(raw) is not bytes:
+                raise TypeError("raw transaction must be bytes")
         loop = asyncio.get_running_loop()
-
-        def verify_chunk(part: list[SignedTx]) -> list[bool]:
-            return [verify_signatures(tx) for tx in part]
-
-        parts = [txs[i : i + chunk] for i in range(0, len(txs), chunk)]
-        verdicts: dict[int, bool] = {}
-        futures = [loop.run_in_executor(self._verify_pool, verify_chunk, part) for part in parts]
+        pool = self._admission_pool()
+        limit = self.settings.mempool.max_tx_bytes
+        parts = [list(raws[i : i + chunk]) for i in range(0, len(raws), chunk)]
+        futures = [loop.run_in_executor(pool, check_batch, part, limit) for part in parts]
         results: list[SubmitResult] = []
-        tx_iter = 0
         for part, future in zip(parts, futures, strict=True):
-            for tx, ok in zip(part, await future, strict=True):
-                verdicts[id(tx)] = ok
-            # Admit in submission order as soon as the verdicts for the next transactions are in.
-            while tx_iter < len(prepared) and (
-                not isinstance(prepared[tx_iter], SignedTx) or id(prepared[tx_iter]) in verdicts
-            ):
-                item = prepared[tx_iter]
-                results.append(
-                    item if isinstance(item, SubmitResult) else self._admit(item, verdicts[id(item)])
-                )
-                tx_iter += 1
+            try:
+                checked = await future
+            except BrokenProcessPool:
+                checked = await loop.run_in_executor(self._verify_pool, check_batch, part, limit)
+                self._fall_back_to_threads()
+            self._check_writable()
+            known = self.storage.known_hashes([item.hash for item in checked if isinstance(item, SignedTx)])
+            for item in checked:
+                if not isinstance(item, SignedTx):
+                    tx_hash, code, detail = item
+                    self.metrics.rejected.labels(code=code).inc()
+                    results.append(SubmitResult(tx_hash, "rejected", code, detail))
+                elif item.hash in known:
+                    existing = self._committed_receipt(item.hash)
+                    assert existing is not None
+                    results.append(existing)
+                else:
+                    results.append(self._check_chain_and_expiry(item) or self._admit(item, True))
             self.engine.notify()
         assert len(results) == len(raws)
         return results
+
+    def _admission_pool(self) -> Executor:
+        """Worker processes for :func:`check_batch`, started on first use (threads if configured 0)."""
+        if self._admission_executor is None:
+            workers = self.settings.verify_processes
+            if workers == 0:
+                self._admission_executor = self._verify_pool
+            else:
+                context = multiprocessing.get_context("spawn")
+                self._admission_executor = ProcessPoolExecutor(workers, mp_context=context)
+        return self._admission_executor
+
+    def _fall_back_to_threads(self) -> None:
+        if self._admission_executor is not self._verify_pool:
+            log.warning(
+                "admission worker processes failed to start (a script using Node.submit_many must guard "
+                "its entry point with `if __name__ == '__main__':`); checking signatures in threads"
+            )
+            self._admission_executor = self._verify_pool
+
+    async def start_admission_workers(self) -> None:
+        """Start the admission worker processes now rather than on the first ``submit_many``."""
+        pool = self._admission_pool()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, check_batch, [], 0)
+                for _ in range(max(1, self.settings.verify_processes))
+            )
+        )
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float = 30.0) -> SubmitResult:
         """Wait until ``tx_hash`` is in a durably committed block; answer with its receipt."""

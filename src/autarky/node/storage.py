@@ -233,6 +233,17 @@ class Storage:
         row = self._query_one("SELECT height, idx FROM txs WHERE hash = ?", (tx_hash,))
         return None if row is None else TxLocation(row[0], row[1])
 
+    def known_hashes(self, tx_hashes: list[bytes]) -> set[bytes]:
+        """The subset of ``tx_hashes`` already in committed blocks (one query per 500 hashes)."""
+        found: set[bytes] = set()
+        with self._lock:
+            for start in range(0, len(tx_hashes), 500):
+                part = tx_hashes[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT hash FROM txs WHERE hash IN ({marks})", part).fetchall()
+                found.update(row[0] for row in rows)
+        return found
+
     def iter_blocks(self, start: int = 1) -> Iterator[StoredBlock]:
         height = start
         while (block := self.block(height)) is not None:
