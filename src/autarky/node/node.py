@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -358,14 +358,22 @@ class Node:
         self._check_writable()
         prepared = self._prepare(raw)
         if isinstance(prepared, SubmitResult):
-            return prepared
-        loop = asyncio.get_running_loop()
-        signatures_ok = await loop.run_in_executor(self._verify_pool, verify_signatures, prepared)
-        result = self._admit(prepared, signatures_ok)
-        if result.status == "accepted":
-            self.engine.notify()
-            if wait:
-                return await self.wait_committed(prepared.hash, timeout_s)
+            result = prepared
+        else:
+            loop = asyncio.get_running_loop()
+            signatures_ok = await loop.run_in_executor(self._verify_pool, verify_signatures, prepared)
+            result = self._admit(prepared, signatures_ok)
+            if result.status == "accepted":
+                self.engine.notify()
+                if wait:
+                    return await self.wait_committed(prepared.hash, timeout_s)
+        if wait and result.status == "exists" and result.receipt is None:
+            # A resubmission of a transaction that is still pending: "done" may only be said once
+            # the original is durably committed, so wait for it and answer with its receipt.
+            committed = await self.wait_committed(result.tx_hash, timeout_s)
+            if committed.status != "committed":
+                return committed
+            return replace(committed, status="exists", detail="already committed")
         return result
 
     async def submit_many(self, raws: Sequence[bytes], chunk: int = 512) -> list[SubmitResult]:

@@ -187,9 +187,10 @@ def _raw_transaction(content_type: str, body: bytes) -> bytes:
 
 def _submit_response(result: SubmitResult) -> JSONResponse:
     body = result.to_json()
-    if result.status in ("committed", "exists"):
+    if result.status == "committed" or (result.status == "exists" and result.receipt is not None):
         return JSONResponse(body, status_code=200)
-    if result.status == "accepted":
+    if result.status in ("accepted", "exists"):
+        # "exists" without a receipt: the original is pending, not yet durable.
         return JSONResponse(body, status_code=202)
     code = result.code or "core.malformed"
     body.update(error_body(code, result.detail))
