@@ -79,6 +79,11 @@ class Storage:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            # Queries use their own connection: in WAL mode a reader sees the last committed block
+            # and never waits for the writer, so serving reads does not stall behind a commit's fsync.
+            self._reader = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._reader.execute("PRAGMA query_only=ON")
+            self._read_lock = threading.Lock()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
         version = self.get_meta("schema_version")
@@ -223,8 +228,8 @@ class Storage:
 
     def headers(self, start: int, stop: int) -> list[BlockHeader]:
         """Headers with start <= height < stop, ascending."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 "SELECT header FROM blocks WHERE height >= ? AND height < ? ORDER BY height", (start, stop)
             ).fetchall()
         return [BlockHeader.decode(row[0]) for row in rows]
@@ -236,11 +241,11 @@ class Storage:
     def known_hashes(self, tx_hashes: list[bytes]) -> set[bytes]:
         """The subset of ``tx_hashes`` already in committed blocks (one query per 500 hashes)."""
         found: set[bytes] = set()
-        with self._lock:
+        with self._read_lock:
             for start in range(0, len(tx_hashes), 500):
                 part = tx_hashes[start : start + 500]
                 marks = ",".join("?" * len(part))
-                rows = self._db.execute(f"SELECT hash FROM txs WHERE hash IN ({marks})", part).fetchall()
+                rows = self._reader.execute(f"SELECT hash FROM txs WHERE hash IN ({marks})", part).fetchall()
                 found.update(row[0] for row in rows)
         return found
 
@@ -256,11 +261,13 @@ class Storage:
 
     def _query_one(self, sql: str, args: tuple[Any, ...]) -> Any:
         try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchone()
+            with self._read_lock:
+                return self._reader.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"database {self.path}: {exc}") from exc
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
