@@ -113,3 +113,10 @@ def test_every_bank_code_is_documented_in_the_readme() -> None:
     for code in codes:
         assert code.startswith("bank.")
         assert f"`{code}`" in readme, f"{code} is not in the bank README"
+
+
+def test_asset_and_module_names_refuse_a_trailing_newline() -> None:
+    from autarky.modules.bank.keeper import is_asset_name, is_module_account
+
+    assert is_asset_name("aut") and not is_asset_name("aut\n") and not is_asset_name("Aut")
+    assert is_module_account("module:fees") and not is_module_account("module:fees\n")
