@@ -339,3 +339,15 @@ def test_invariants_detect_bad_allowance_counters() -> None:
     assert _corrupt(lambda s: s.set_obj(base + raw(MACHINE).hex() + "/aut", 1)) != []
     assert _corrupt(lambda s: s.set_obj(base + raw(K1).hex() + "/aut", 0)) != []
     assert _corrupt(lambda s: s.set_obj("identity/allow/nonsense", 1)) != []
+
+
+def test_a_key_scope_action_with_a_trailing_newline_is_refused() -> None:
+    import pytest
+
+    from autarky.ledger.errors import TxError
+    from autarky.modules.identity import messages
+
+    assert messages.check_scope(["bank/send"], None) == (("bank/send",), None)
+    with pytest.raises(TxError) as refused:
+        messages.check_scope(["bank/send\n"], None)
+    assert refused.value.code == "identity.invalid_scope"

@@ -148,7 +148,7 @@ class KeyRing:
     # -- names --------------------------------------------------------------------------------------
     @staticmethod
     def check_name(name: str) -> str:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise UsageProblem(
                 f"{name!r} is not an identity name: use 1-64 letters, digits, '-' or '_', "
                 "starting with a letter or digit"
@@ -173,7 +173,7 @@ class KeyRing:
         return sorted(
             path.stem
             for path in self.directory.glob("*.json")
-            if not path.name.endswith((".meta.json", ".pending.json")) and _NAME.match(path.stem)
+            if not path.name.endswith((".meta.json", ".pending.json")) and _NAME.fullmatch(path.stem)
         )
 
     # -- create and read ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def show(
     """
     output.set_json_mode(json_out)
     tx_hash = tx_hash.strip().lower()
-    if not _HASH.match(tx_hash):
+    if not _HASH.fullmatch(tx_hash):
         raise UsageProblem(f"{tx_hash[:80]!r} is not a transaction hash (64 hex characters)")
 
     async def fetch() -> dict[str, Any]:

@@ -284,7 +284,7 @@ def check_scope(
     if not 1 <= len(actions) <= MAX_ACTIONS:
         raise INVALID_SCOPE(f"a scoped key names 1 to {MAX_ACTIONS} actions (None for the full scope)")
     for action in actions:
-        if not _ACTION.match(action):
+        if not _ACTION.fullmatch(action):
             raise INVALID_SCOPE(f"action {action[:70]!r} is not a message type such as 'bank/transfer'")
     if len(set(actions)) != len(actions):
         raise INVALID_SCOPE("actions must not repeat")
