@@ -25,6 +25,7 @@ import pytest
 
 from autarky.crypto.did import InvalidDid, did_from_public_key, is_did_key, public_key_from_did
 from autarky.crypto.keys import InvalidKey, PublicKey, check_public_key, verify_raw
+from support.small_order import SMALL_ORDER_KEY_HEX
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SHARED_VECTORS = REPOSITORY / ".." / "shared" / "vectors"
@@ -60,24 +61,7 @@ C2SP_REFUSED_KEYS_BY_FLAG = {
     "reencoded_k": 140,
 }
 
-# Every encoding of an edwards25519 point of small order: eight points plus six alternative
-# (non-canonical) encodings, as listed in the C2SP/CCTV ed25519 README.
-SMALL_ORDER_KEYS = [
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "0000000000000000000000000000000000000000000000000000000000000080",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "0100000000000000000000000000000000000000000000000000000000000080",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-]
+SMALL_ORDER_KEYS = list(SMALL_ORDER_KEY_HEX)
 
 _KEY_FLAGS = frozenset({"low_order_A", "non_canonical_A", "low_order_component_A"})
 _ACCEPTED_FLAGS = frozenset({"low_order_component_A", "low_order_component_R"})

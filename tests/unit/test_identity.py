@@ -22,29 +22,11 @@ from autarky.modules.harness import Chain
 from autarky.modules.identity import IdentityModule
 from autarky.modules.identity import messages as m
 from autarky.modules.identity.errors import IDENTITY_CODES_IN_PRECEDENCE
+from support.small_order import SMALL_ORDER_KEYS as _SMALL_ORDER_KEYS
 
 CHAIN_ID = "test"
 
-# Every encoding of an edwards25519 point of small order (C2SP/CCTV), as in test_ed25519_vectors.
-SMALL_ORDER_KEYS = [
-    bytes.fromhex(text)
-    for text in (
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "0000000000000000000000000000000000000000000000000000000000000080",
-        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "0100000000000000000000000000000000000000000000000000000000000080",
-        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    )
-]
+SMALL_ORDER_KEYS = list(_SMALL_ORDER_KEYS)
 SMALL = SMALL_ORDER_KEYS[4]  # the neutral point, order 1
 
 

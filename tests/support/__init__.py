@@ -1,0 +1,1 @@
+"""Shared test data. Importable as ``support`` because ``tests/conftest.py`` puts ``tests/`` on the path."""
