@@ -8,7 +8,7 @@ Example ``autarky.toml``::
 
     [node]
     data_dir = ".autarky/node"
-    block_interval_ms = 20
+    block_interval_ms = 10
 
     [api]
     host = "127.0.0.1"
@@ -37,7 +37,7 @@ class NodeSection(BaseModel):
     data_dir: Path = Path(".autarky/node")
     chain_id: str = "autarky-local"
     engine: Literal["embedded"] = "embedded"
-    block_interval_ms: int = Field(20, ge=1, le=60_000)
+    block_interval_ms: int = Field(10, ge=1, le=60_000)
     max_block_txs: int = Field(2000, ge=1, le=100_000)
     max_block_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     heartbeat_ms: int = Field(1000, ge=10, le=3_600_000)

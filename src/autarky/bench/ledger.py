@@ -122,7 +122,7 @@ async def _run(transfers: int, accounts: int, seed: int, data_dir: Path, latency
     keys = _keys(accounts, seed)
     genesis = dev_genesis(CHAIN_ID, time_ms=0, allocations=[(k.did, "aut", 10**12) for k in keys], min_fee=1)
     init_data_dir(data_dir, genesis)
-    settings = NodeSettings(data_dir=data_dir, block_interval_ms=20, max_block_txs=2000)
+    settings = NodeSettings(data_dir=data_dir)
     node = await Node.open(settings)
     sequences = [0] * accounts
     peak_txs = _sign_transfers(keys, transfers, sequences, "aut")

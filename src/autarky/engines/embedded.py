@@ -23,7 +23,7 @@ class EmbeddedEngine(Engine):
     def __init__(
         self,
         mempool: Mempool,
-        block_interval_ms: int = 20,
+        block_interval_ms: int = 10,
         max_block_txs: int = 2000,
         max_block_bytes: int = 4 * 1024 * 1024,
         heartbeat_ms: int = 1000,
@@ -36,6 +36,7 @@ class EmbeddedEngine(Engine):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._first_waiting_at: float | None = None
         self._next_height = 0
         self._last_time_ms = 0
 
@@ -45,6 +46,8 @@ class EmbeddedEngine(Engine):
         self._task = asyncio.create_task(self._run(sink), name="embedded-engine")
 
     def notify(self) -> None:
+        if self._first_waiting_at is None:
+            self._first_waiting_at = time.monotonic()
         self._wake.set()
 
     async def _run(self, sink: BatchSink) -> None:
@@ -56,9 +59,10 @@ class EmbeddedEngine(Engine):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), heartbeat_s)
             if self.mempool.waiting and self.mempool.waiting < self.max_block_txs:
-                # Give the block a short time to fill; a full block is cut at once.
-                deadline = time.monotonic() + interval_s
-                while self.mempool.waiting < self.max_block_txs:
+                # Give the block a short time to fill, counted from the first waiting transaction's
+                # arrival (it may have come while the previous block executed); a full block is cut at once.
+                deadline = (self._first_waiting_at or time.monotonic()) + interval_s
+                while self.mempool.waiting < self.max_block_txs and not self._stopping:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -68,6 +72,7 @@ class EmbeddedEngine(Engine):
             if self._stopping:
                 break
             txs = self.mempool.reap(self.max_block_txs, self.max_block_bytes)
+            self._first_waiting_at = time.monotonic() if self.mempool.waiting else None
             time_ms = max(time.time_ns() // 1_000_000, self._last_time_ms)
             batch = OrderedBatch(self._next_height, time_ms, txs)
             # Shielded: a block being executed and stored is finished even if the engine is stopped.

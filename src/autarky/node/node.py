@@ -64,7 +64,7 @@ NODE_SECRET_FILE = "node_key.secret"
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
     data_dir: Path
-    block_interval_ms: int = 20
+    block_interval_ms: int = 10
     max_block_txs: int = 2000
     max_block_bytes: int = 4 * 1024 * 1024
     heartbeat_ms: int = 1000
