@@ -9,13 +9,21 @@ from __future__ import annotations
 from autarky.ledger.router import App
 
 
-def build_app() -> App:
+def build_app(fast_path: bool = True) -> App:
+    """The standard application. ``fast_path=False`` runs only the reference path (for the
+    equality tests of ``modules/bank/fast.py``)."""
+    import functools
+
     from autarky.modules.bank import BankModule
+    from autarky.modules.bank.fast import try_send
     from autarky.modules.identity import IdentityModule
 
     identity = IdentityModule()
     bank = BankModule(identity=identity)
-    return App([identity, bank], authenticator=identity)
+    app = App([identity, bank], authenticator=identity)
+    if fast_path:
+        app.fast_path = functools.partial(try_send, app)
+    return app
 
 
 __all__ = ["build_app"]
