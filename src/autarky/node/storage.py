@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from autarky.ledger.block import BlockHeader, Event, Receipt
 from autarky.node.errors import StorageError
 
 SCHEMA_VERSION = 1
+BLOCK_CACHE_SIZE = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -84,6 +86,7 @@ class Storage:
             self._reader = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             self._reader.execute("PRAGMA query_only=ON")
             self._read_lock = threading.Lock()
+            self._block_cache: OrderedDict[int, StoredBlock] = OrderedDict()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
         version = self.get_meta("schema_version")
@@ -209,18 +212,28 @@ class Storage:
         return data
 
     def block(self, height: int) -> StoredBlock | None:
+        # Committed blocks never change, so recently decoded ones are kept: looking up several
+        # transactions of one block (commit waiters, the API) decodes its receipts once.
+        cached = self._block_cache.get(height)
+        if cached is not None:
+            return cached
         row = self._query_one(
             "SELECT header, signature, txs, receipts, end_events FROM blocks WHERE height = ?", (height,)
         )
         if row is None:
             return None
-        return StoredBlock(
+        block = StoredBlock(
             BlockHeader.decode(row[0]),
             row[1],
             tuple(decode_trusted(row[2])),
             tuple(Receipt.from_cbor(r) for r in decode_trusted(row[3])),
             tuple(Event.from_cbor(e) for e in decode_trusted(row[4])),
         )
+        with self._read_lock:
+            self._block_cache[height] = block
+            while len(self._block_cache) > BLOCK_CACHE_SIZE:
+                self._block_cache.popitem(last=False)
+        return block
 
     def header(self, height: int) -> BlockHeader | None:
         row = self._query_one("SELECT header FROM blocks WHERE height = ?", (height,))
