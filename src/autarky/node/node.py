@@ -45,7 +45,7 @@ from autarky.ledger.executor import (
 )
 from autarky.ledger.router import App, BlockEnv
 from autarky.ledger.smt import Proof, SparseMerkleTree
-from autarky.ledger.state import MappingState, Overlay
+from autarky.ledger.state import MappingState
 from autarky.ledger.tx import SignedTx, decode_tx
 from autarky.modules import build_app
 from autarky.node.admission import check_batch
@@ -248,9 +248,6 @@ class Node:
     def state(self) -> MappingState:
         """A read view of committed state (for module keepers)."""
         return self._state
-
-    def view(self) -> Overlay:
-        return Overlay(self._state)
 
     def sequence(self, account: str) -> int:
         """The sequence the sender's next transaction must carry, counting its pending ones."""

@@ -32,6 +32,7 @@ from autarky.crypto.did import is_did_key
 from autarky.encoding import decode_trusted, encode_int
 from autarky.ledger.block import Event, Receipt
 from autarky.ledger.errors import OK, TxError
+from autarky.ledger.executor import SEQUENCE_PREFIX, sequence_of
 from autarky.ledger.state import Overlay
 from autarky.modules.bank.keeper import (
     BALANCE_PREFIX,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from autarky.ledger.router import App, BlockEnv
     from autarky.ledger.tx import SignedTx
 
-SEQUENCE_PREFIX = "core/seq/"  # ledger/executor.py owns this key; the fast path bumps it the same way
 _SEND_KEYS = frozenset({"type", "to", "asset", "amount"})
 
 
@@ -93,9 +93,7 @@ def try_send(
     if scope.actions is not None or scope.allowance is not None:
         return None
     get = block_state.get
-    sequence_key = SEQUENCE_PREFIX + sender
-    raw_sequence = get(sequence_key)
-    sequence = 0 if raw_sequence is None else int(decode_trusted(raw_sequence))
+    sequence = sequence_of(block_state, sender)
     if body.sequence != sequence:
         return None
     if get(FROZEN_PREFIX + sender) is not None or get(GUARD_PREFIX + sender) is not None:
@@ -116,7 +114,7 @@ def try_send(
         return None
 
     # Every check passed: from here on nothing can fail, so write straight into the block.
-    block_state.set(sequence_key, encode_int(sequence + 1))
+    block_state.set(SEQUENCE_PREFIX + sender, encode_int(sequence + 1))
     events = []
     if fee > 0:
         _set_balance(block_state, sender, fee_asset, fee_balance - fee)
