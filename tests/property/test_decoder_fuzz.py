@@ -48,6 +48,7 @@ from autarky.modules.bank import messages as bank_messages
 from autarky.modules.harness import Chain
 from autarky.modules.identity import errors as identity_errors
 from autarky.modules.identity import messages as identity_messages
+from autarky.modules.validators import errors as validators_errors
 from autarky.web.testing import TestKeys, standard_genesis
 
 KEYS = TestKeys.create()
@@ -57,7 +58,7 @@ CHAIN_ID: str = GENESIS["chain_id"]
 
 def _declared_codes() -> frozenset[str]:
     codes = {core_errors.OK}
-    for module in (core_errors, bank_errors, identity_errors):
+    for module in (core_errors, bank_errors, identity_errors, validators_errors):
         codes.update(value.code for value in vars(module).values() if isinstance(value, ErrorCode))
     return frozenset(codes)
 

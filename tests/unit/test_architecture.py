@@ -41,7 +41,20 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 SOURCE_ROOT = REPOSITORY / "src"
 PACKAGE_ROOT = SOURCE_ROOT / "autarky"
 
-LAYERS = ("encoding", "crypto", "ledger", "modules", "engines", "node", "web", "demo", "bench", "cli")
+LAYERS = (
+    "encoding",
+    "crypto",
+    "ledger",
+    "modules",
+    "engines",
+    "sim",
+    "node",
+    "web",
+    "cluster",
+    "demo",
+    "bench",
+    "cli",
+)
 FACADE = "<autarky facade>"
 RANK = {**{layer: rank for rank, layer in enumerate(LAYERS)}, FACADE: len(LAYERS)}
 TOP_LEVEL_MODULES = {"config": "node"}  # single-file modules directly under autarky/, by layer

@@ -9,7 +9,7 @@ import pytest
 from autarky.crypto.domains import Domain, check_chain_id, domain_tag
 from autarky.crypto.keys import SigningKey, verify_raw
 
-PER_CHAIN = (Domain.TRANSACTION, Domain.BLOCK_HEADER, Domain.VOTE)
+PER_CHAIN = (Domain.TRANSACTION, Domain.BLOCK_HEADER, Domain.VOTE, Domain.CUT)
 UNBOUND = tuple(domain for domain in Domain if domain not in PER_CHAIN)
 
 # Chain ids chosen to be prefixes of one another and to look like the tag kinds.
@@ -38,6 +38,7 @@ def test_transaction_signature_is_only_a_transaction_on_its_chain(key: SigningKe
     for chain in ("a", "b"):
         assert not public.verify(Domain.BLOCK_HEADER, PAYLOAD, signature, chain_id=chain)
         assert not public.verify(Domain.VOTE, PAYLOAD, signature, chain_id=chain)
+        assert not public.verify(Domain.CUT, PAYLOAD, signature, chain_id=chain)
 
 
 def test_nothing_else_is_ever_a_transaction(key: SigningKey) -> None:

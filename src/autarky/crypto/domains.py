@@ -22,10 +22,11 @@ class Domain(enum.Enum):
     BLOCK_HEADER = "BLOCK"
     MESSAGE = "MSG"
     VOTE = "VOTE"
+    CUT = "CUT"
     KEYSTORE_PROOF = "KEYPROOF"
 
 
-_PER_CHAIN = frozenset({Domain.TRANSACTION, Domain.BLOCK_HEADER, Domain.VOTE})
+_PER_CHAIN = frozenset({Domain.TRANSACTION, Domain.BLOCK_HEADER, Domain.VOTE, Domain.CUT})
 
 
 def check_chain_id(chain_id: str) -> str:

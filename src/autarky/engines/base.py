@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autarky.ledger.block import BlockHeader
 from autarky.ledger.tx import SignedTx
 
 
@@ -25,6 +26,9 @@ class OrderedBatch:
     height: int
     time_ms: int
     txs: Sequence[SignedTx]
+    position: Any = None
+    """Engine bookkeeping the node stores with the block, in the same database transaction
+    (the ``nats`` engine's :class:`~autarky.engines.ordering.LogPosition`)."""
 
 
 BatchSink = Callable[[OrderedBatch], Awaitable[None]]
@@ -33,6 +37,8 @@ BatchSink = Callable[[OrderedBatch], Awaitable[None]]
 
 class Engine(abc.ABC):
     name: str = ""
+    remote_ordering: bool = False
+    """True when admitted transactions must be handed to :meth:`publish` (they are ordered elsewhere)."""
 
     @abc.abstractmethod
     async def start(self, sink: BatchSink, next_height: int, last_time_ms: int) -> None:
@@ -45,6 +51,18 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def stop(self) -> None:
         """Stop delivering; a batch being delivered completes first."""
+
+    async def publish(self, txs: Sequence[SignedTx]) -> list[BaseException | None]:
+        """Hand admitted transactions to the orderer; None per transaction it durably took."""
+        return [None for _ in txs]
+
+    def block_applied(self, header: BlockHeader) -> None:
+        """The node durably stored ``header`` (the ``nats`` engine votes for it)."""
+        return None
+
+    def halt(self, reason: str) -> None:
+        """The node found a fault: stop ordering and voting."""
+        return None
 
     def status(self) -> dict[str, Any]:
         return {"engine": self.name}

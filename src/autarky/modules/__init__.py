@@ -17,10 +17,11 @@ def build_app(fast_path: bool = True) -> App:
     from autarky.modules.bank import BankModule
     from autarky.modules.bank.fast import try_send
     from autarky.modules.identity import IdentityModule
+    from autarky.modules.validators import ValidatorsModule
 
     identity = IdentityModule()
     bank = BankModule(identity=identity)
-    app = App([identity, bank], authenticator=identity)
+    app = App([identity, bank, ValidatorsModule()], authenticator=identity)
     if fast_path:
         app.fast_path = functools.partial(try_send, app)
     return app

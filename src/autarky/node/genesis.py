@@ -69,6 +69,7 @@ def dev_genesis(
     min_fee: int = 1,
     fee_asset: str = DEFAULT_ASSET,
     assets: Iterable[str] = (),
+    validators: Iterable[bytes] = (),
 ) -> dict[str, Any]:
     """A genesis for a development or demo chain, checked before it is returned.
 
@@ -90,6 +91,7 @@ def dev_genesis(
     bank: dict[str, Any] = {"params": {"fee_asset": fee_asset, "min_fee": min_fee}, "balances": balances}
     if extra_assets:
         bank["assets"] = extra_assets
+    validator_keys = [key.hex() for key in validators]
     genesis: dict[str, Any] = {
         "chain_id": chain_id,
         "genesis_time_ms": time_ms,
@@ -98,6 +100,8 @@ def dev_genesis(
             "bank": bank,
         },
     }
+    if validator_keys:
+        genesis["app_state"]["validators"] = {"validators": validator_keys}
     check_genesis(genesis)
     return genesis
 

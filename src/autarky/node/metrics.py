@@ -15,6 +15,9 @@ class NodeMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.height = Gauge("autarky_block_height", "Height of the last committed block", registry=r)
+        self.final_height = Gauge(
+            "autarky_final_height", "Height of the last final block (quorum certificate)", registry=r
+        )
         self.blocks = Counter("autarky_blocks", "Blocks committed", registry=r)
         self.txs_ok = Counter(
             "autarky_transactions_committed", "Transactions committed with code ok", registry=r

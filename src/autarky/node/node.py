@@ -34,6 +34,8 @@ from autarky.encoding import canonical_decode, canonical_encode
 from autarky.engines.base import Engine, OrderedBatch
 from autarky.engines.embedded import EmbeddedEngine
 from autarky.engines.mempool import Mempool, MempoolFull, MempoolLimits
+from autarky.engines.nats import NatsEngine, NatsSettings
+from autarky.engines.ordering import Certificate, LogPosition, QuorumTracker, parse_vote
 from autarky.ledger import errors as core_errors
 from autarky.ledger.block import BlockHeader, Receipt
 from autarky.ledger.executor import (
@@ -48,6 +50,7 @@ from autarky.ledger.smt import Proof, SparseMerkleTree
 from autarky.ledger.state import MappingState
 from autarky.ledger.tx import SignedTx, decode_tx
 from autarky.modules import build_app
+from autarky.modules.validators import SET_KEY, read_validators
 from autarky.node.admission import check_batch
 from autarky.node.errors import ConfigError, CorruptState, StorageError
 from autarky.node.metrics import NodeMetrics
@@ -73,6 +76,8 @@ class NodeSettings:
     verify_processes: int = 2
     mempool: MempoolLimits = field(default_factory=MempoolLimits)
     max_subscriber_queue: int = 2000
+    engine: str = "embedded"
+    nats: NatsSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +124,12 @@ class _CachedVerifier:
         return tx.hash in self._verified or verify_signatures(tx)
 
 
-def init_data_dir(data_dir: Path, genesis: Mapping[str, Any]) -> None:
-    """Create a node's data directory: genesis, node key (encrypted with a key file), database at height 0."""
+def init_data_dir(data_dir: Path, genesis: Mapping[str, Any], node_key: SigningKey | None = None) -> None:
+    """Create a node's data directory: genesis, node key (encrypted with a key file), database at height 0.
+
+    ``node_key`` is the node's signing key (a validator's key must be known before its genesis is
+    written); a new one is generated when it is not given.
+    """
     data_dir = Path(data_dir)
     if (data_dir / DB_FILE).exists():
         raise ConfigError(f"{data_dir} already holds a ledger; choose another directory or remove it")
@@ -128,7 +137,10 @@ def init_data_dir(data_dir: Path, genesis: Mapping[str, Any]) -> None:
     (data_dir / GENESIS_FILE).write_bytes(canonical_encode(dict(genesis)))
     new_key_file(data_dir / NODE_SECRET_FILE)
     create_keystore(
-        data_dir / NODE_KEY_FILE, SigningKey.generate(), key_file=data_dir / NODE_SECRET_FILE, label="node"
+        data_dir / NODE_KEY_FILE,
+        node_key or SigningKey.generate(),
+        key_file=data_dir / NODE_SECRET_FILE,
+        label="node",
     )
     app = build_app()
     result = execute_genesis(genesis, app)
@@ -156,13 +168,14 @@ class Node:
         self.node_key = key
         self.app: App = build_app()
         self.mempool = Mempool(settings.mempool)
-        self.engine: Engine = EmbeddedEngine(
-            self.mempool,
-            block_interval_ms=settings.block_interval_ms,
-            max_block_txs=settings.max_block_txs,
-            max_block_bytes=settings.max_block_bytes,
-            heartbeat_ms=settings.heartbeat_ms,
-        )
+        self.engine: Engine = self._make_engine()
+        self.quorum = QuorumTracker(self.chain_id)
+        self.validators: tuple[bytes, ...] = ()
+        self.final_height = 0
+        self._pending_certificates: dict[int, Certificate] = {}
+        self._final_waiters: dict[int, list[asyncio.Future[int]]] = {}
+        self._recent_headers: dict[int, BlockHeader] = {}
+        self._position: LogPosition | None = None
         self.metrics = NodeMetrics()
         self._data: dict[str, bytes] = {}
         self._state = MappingState(self._data)
@@ -177,6 +190,29 @@ class Node:
         self._new_block = asyncio.Condition()
         self.started = False
         self.fault: str | None = None
+
+    def _make_engine(self) -> Engine:
+        settings = self.settings
+        if settings.engine == "embedded":
+            return EmbeddedEngine(
+                self.mempool,
+                block_interval_ms=settings.block_interval_ms,
+                max_block_txs=settings.max_block_txs,
+                max_block_bytes=settings.max_block_bytes,
+                heartbeat_ms=settings.heartbeat_ms,
+            )
+        if settings.engine == "nats":
+            return NatsEngine(
+                settings.nats or NatsSettings(),
+                self.chain_id,
+                self.node_key,
+                position=self.log_position,
+                validators=lambda: self.validators,
+                is_committed=lambda tx_hash: self.storage.tx_location(tx_hash) is not None,
+                on_vote=self._on_vote,
+                on_fault=self._set_fault,
+            )
+        raise ConfigError(f"unknown engine {settings.engine!r}: use 'embedded' or 'nats'")
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -207,6 +243,16 @@ class Node:
                 f"{self.tree.root.hex()} != {header.state_root.hex()}; rebuild with `autarky node replay`"
             )
         self.header = header
+        self._recent_headers[height] = header
+        self.validators = read_validators(self._state)
+        self.final_height = height if self.engine.name == "embedded" else self.storage.final_height()
+        stored_position = self.storage.get_meta("log_position")
+        if stored_position is not None:
+            self._position = LogPosition.from_cbor(stored_position)
+        elif height == 0:
+            genesis_header = self.storage.header(0)
+            assert genesis_header is not None
+            self._position = LogPosition.genesis(genesis_header.hash, genesis_header.time_ms)
         self.metrics.height.set(height)
         # The loaded state and tree are long-lived: move them out of the collector's view so its
         # full passes (which scan every tracked object) stay short while blocks execute.
@@ -273,6 +319,19 @@ class Node:
         """Value, proof and the header whose state root the proof is against."""
         return self._data.get(key), self.tree.prove(key), self.header
 
+    def log_position(self) -> LogPosition:
+        """Where this node stands in the ``nats`` engine's log (stored with every block)."""
+        if self._position is None:
+            raise StorageError(
+                f"this ledger is at height {self.height} without a log position: it was built by the "
+                "embedded engine and cannot join a nats cluster; start from the cluster's genesis"
+            )
+        return self._position
+
+    def certificate(self, height: int) -> Certificate | None:
+        raw = self.storage.certificate(height)
+        return None if raw is None else Certificate.from_cbor(canonical_decode(raw))
+
     def header_signature(self, header: BlockHeader) -> bytes:
         return self.node_key.sign(Domain.BLOCK_HEADER, header.encode(), self.chain_id)
 
@@ -287,6 +346,9 @@ class Node:
             "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.total_bytes},
             "engine": self.engine.status(),
             "fault": self.fault,
+            "final_height": self.final_height,
+            "validators": len(self.validators),
+            "validator": self.node_key.public_key.raw in self.validators,
         }
 
     # -- admission ----------------------------------------------------------------------------------
@@ -333,7 +395,16 @@ class Node:
         try:
             self.app.authenticator.authenticate(self._state, tx.body.sender, tx.signatures[0][0])
             expected = self.sequence(tx.body.sender)
-            if tx.body.sequence != expected:
+            if self.engine.remote_ordering:
+                # Other nodes may hold this sender's earlier transactions, not yet in a block: any
+                # sequence from the committed one up to a window ahead is taken; execution decides.
+                committed = sequence_of(self._state, tx.body.sender)
+                window = committed + self.settings.mempool.max_per_sender
+                if not committed <= tx.body.sequence < window:
+                    raise core_errors.BAD_SEQUENCE(
+                        f"sequence {tx.body.sequence} given, {committed} to {window - 1} accepted"
+                    )
+            elif tx.body.sequence != expected:
                 raise core_errors.BAD_SEQUENCE(f"sequence {tx.body.sequence} given, {expected} expected")
         except core_errors.TxError as exc:
             return self._reject(tx, exc)
@@ -361,6 +432,10 @@ class Node:
             signatures_ok = await loop.run_in_executor(self._verify_pool, verify_signatures, prepared)
             result = self._admit(prepared, signatures_ok)
             if result.status == "accepted":
+                if self.engine.remote_ordering:
+                    result = (await self._hand_to_orderer([prepared], [result]))[0]
+                    if result.status != "accepted":
+                        return result
                 self.engine.notify()
                 if wait:
                     return await self.wait_committed(prepared.hash, timeout_s)
@@ -408,9 +483,40 @@ class Node:
                     results.append(existing)
                 else:
                     results.append(self._check_chain_and_expiry(item) or self._admit(item, True))
+            if self.engine.remote_ordering:
+                start = len(results) - len(checked)
+                accepted = [
+                    (start + i, item)
+                    for i, item in enumerate(checked)
+                    if isinstance(item, SignedTx) and results[start + i].status == "accepted"
+                ]
+                published = await self._hand_to_orderer(
+                    [tx for _, tx in accepted], [results[i] for i, _ in accepted]
+                )
+                for (i, _), outcome in zip(accepted, published, strict=True):
+                    results[i] = outcome
             self.engine.notify()
         assert len(results) == len(raws)
         return results
+
+    async def _hand_to_orderer(self, txs: list[SignedTx], results: list[SubmitResult]) -> list[SubmitResult]:
+        """Hand admitted transactions to a remote orderer; one that it did not take is withdrawn."""
+        if not txs:
+            return []
+        errors = await self.engine.publish(txs)
+        outcome: list[SubmitResult] = []
+        failed: list[bytes] = []
+        for tx, result, error in zip(txs, results, errors, strict=True):
+            if error is None:
+                outcome.append(result)
+            else:
+                failed.append(tx.hash)
+                self._verified.discard(tx.hash)
+                self.metrics.rejected.labels(code="engine.unavailable").inc()
+                outcome.append(SubmitResult(tx.hash, "rejected", "engine.unavailable", str(error)))
+        if failed:
+            self.mempool.remove(failed)
+        return outcome
 
     def _admission_pool(self) -> Executor:
         """Worker processes for :func:`check_batch`, started on first use (threads if configured 0)."""
@@ -470,6 +576,77 @@ class Node:
         if self.fault is not None:
             raise StorageError(f"node stopped accepting writes: {self.fault}")
 
+    def _set_fault(self, reason: str) -> None:
+        """Stop accepting writes (reads go on); shown on /readyz, in status and on the dashboard."""
+        if self.fault is None:
+            self.fault = reason
+            log.error("node fault: %s", reason)
+        self.engine.halt(reason)
+
+    # -- finality -----------------------------------------------------------------------------------
+    def _on_vote(self, raw: bytes) -> None:
+        """A vote entry from the log: count it, and check this node against the other validators."""
+        vote = parse_vote(raw, self.chain_id)
+        if vote is None:
+            return
+        certificate = self.quorum.add(vote, self.validators)
+        if certificate is not None:
+            self._on_certificate(certificate)
+        own = self._recent_headers.get(vote.height)
+        if own is not None and self.fault is None:
+            against = self.quorum.others_agree_against(
+                vote.height, own.hash, own.state_root, self.validators, self.node_key.public_key.raw
+            )
+            if against is not None:
+                count, _, other_root = against
+                self._set_fault(
+                    f"state diverged at height {vote.height}: {count} other validators have state root "
+                    f"{other_root.hex()}, this node {own.state_root.hex()}"
+                )
+
+    def _on_certificate(self, certificate: Certificate) -> None:
+        if certificate.height > self.height:
+            self._pending_certificates[certificate.height] = certificate
+            return
+        own = self._recent_headers.get(certificate.height) or self.storage.header(certificate.height)
+        if own is None:
+            return
+        if (own.hash, own.state_root) != (certificate.block_hash, certificate.state_root):
+            self._set_fault(
+                f"state diverged at height {certificate.height}: a quorum certified state root "
+                f"{certificate.state_root.hex()}, this node has {own.state_root.hex()}"
+            )
+            return
+        self.storage.put_certificate(certificate.height, canonical_encode(certificate.to_cbor()))
+        if certificate.height > self.final_height:
+            self.final_height = certificate.height
+            self.metrics.final_height.set(certificate.height)
+            self._resolve_final_waiters()
+
+    def _resolve_final_waiters(self) -> None:
+        for height in [h for h in self._final_waiters if h <= self.final_height]:
+            for future in self._final_waiters.pop(height):
+                if not future.done():
+                    future.set_result(self.final_height)
+
+    async def wait_final(self, height: int, timeout_s: float = 30.0) -> bool:
+        """Wait until block ``height`` is final (certified; on the embedded engine, committed)."""
+        if self.final_height >= height:
+            return True
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._final_waiters.setdefault(height, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._final_waiters.get(height)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._final_waiters[height]
+
     # -- blocks -------------------------------------------------------------------------------------
     async def apply_batch(self, batch: OrderedBatch) -> None:
         """Execute, sign, store and publish one ordered batch. Called by the engine, in height order."""
@@ -483,6 +660,9 @@ class Node:
                 execute_block, self._state, self.tree, env, batch.txs, self.app, self._verifier
             )
             signature = self.header_signature(result.header)
+            meta = []
+            if isinstance(batch.position, LogPosition):
+                meta.append(("log_position", batch.position.to_cbor()))
             await asyncio.to_thread(
                 self.storage.commit_block,
                 result.header,
@@ -491,6 +671,7 @@ class Node:
                 result.receipts,
                 result.end_events,
                 result.changes,
+                meta,
             )
         except Exception as exc:
             self.fault = f"block {batch.height} could not be stored: {exc}"
@@ -503,6 +684,20 @@ class Node:
                 self._data[key] = value
         self.tree = result.tree
         self.header = result.header
+        if isinstance(batch.position, LogPosition):
+            self._position = batch.position
+        if any(key == SET_KEY for key, _ in result.changes):
+            self.validators = read_validators(self._state)
+        self._recent_headers[result.header.height] = result.header
+        self._recent_headers.pop(result.header.height - 256, None)
+        if self.engine.name == "embedded":
+            self.final_height = result.header.height
+            self._resolve_final_waiters()
+        else:
+            self.engine.block_applied(result.header)
+            pending = self._pending_certificates.pop(result.header.height, None)
+            if pending is not None:
+                self._on_certificate(pending)
         hashes = [receipt.tx_hash for receipt in result.receipts]
         self.mempool.remove(hashes)
         for tx_hash in hashes:

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS txs (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state_log (height INTEGER PRIMARY KEY, changes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates (height INTEGER PRIMARY KEY, certificate BLOB NOT NULL);
 """
 
 
@@ -120,8 +121,12 @@ class Storage:
         receipts: Sequence[Receipt],
         end_events: Sequence[Event],
         changes: Sequence[tuple[str, bytes | None]],
+        meta: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        """Store a block and its effects atomically, advancing the applied height."""
+        """Store a block and its effects atomically, advancing the applied height.
+
+        ``meta`` rows (such as the ``nats`` engine's log position) are written in the same transaction.
+        """
         expected = (self.applied_height + 1) if self.applied_height is not None else 0
         assert header.height == expected, f"block {header.height} committed after {expected - 1}"
         header_bytes = header.encode()
@@ -156,6 +161,10 @@ class Storage:
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?)",
                     (canonical_encode(header.height),),
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [(key, canonical_encode(value)) for key, value in meta],
                 )
                 db.execute("COMMIT")
             except BaseException:
@@ -261,6 +270,20 @@ class Storage:
                 rows = self._reader.execute(f"SELECT hash FROM txs WHERE hash IN ({marks})", part).fetchall()
                 found.update(row[0] for row in rows)
         return found
+
+    def put_certificate(self, height: int, certificate: bytes) -> None:
+        """Store the finality certificate of a block (the first one stored for a height stays)."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO certificates VALUES (?, ?)", (height, certificate))
+
+    def certificate(self, height: int) -> bytes | None:
+        row = self._query_one("SELECT certificate FROM certificates WHERE height = ?", (height,))
+        return None if row is None else bytes(row[0])
+
+    def final_height(self) -> int:
+        """The highest height with a stored certificate (0 when none)."""
+        row = self._query_one("SELECT MAX(height) FROM certificates", ())
+        return int(row[0]) if row and row[0] is not None else 0
 
     def iter_blocks(self, start: int = 1) -> Iterator[StoredBlock]:
         height = start

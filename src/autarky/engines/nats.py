@@ -1,0 +1,428 @@
+"""The ``nats`` engine: transactions ordered by a replicated JetStream stream, blocks derived by every node.
+
+Each node runs one of these. It
+
+* **publishes** the transactions its node admitted to ``autarky.<chain>.tx`` (message id = the
+  transaction hash); a submission is acknowledged once JetStream has stored it on a quorum of
+  the stream's replicas (file storage, ``sync_interval: always``, 3 or 5 replicas);
+* **consumes** the whole stream in order from where its node stands (an ordered consumer from
+  the stored :class:`~autarky.engines.ordering.LogPosition`) and turns it into blocks with the
+  pure :class:`~autarky.engines.ordering.LogDeriver` (entries hash-chained through the cuts,
+  duplicates dropped against the node's permanent transaction index);
+* **cuts** blocks when it is a validator: after ``block_interval_ms`` with transactions waiting
+  (later validators in the set wait longer, so usually one cuts and the others stand by), or after
+  ``heartbeat_ms`` with none, it appends a signed cut with ``Nats-Expected-Last-Subject-Sequence``
+  set to the last cut it read: of several validators racing, exactly one wins;
+* **votes**: after its node stored a block, a validator signs (height, block hash, state root) to
+  ``autarky.<chain>.vote``; every node's :class:`~autarky.engines.ordering.QuorumTracker` (in the
+  node) turns a quorum of matching votes into a finality certificate.
+
+No node trusts the stream: every node executes every block and checks every signature itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from autarky.crypto.keys import SigningKey
+from autarky.engines.base import BatchSink, Engine, OrderedBatch
+from autarky.engines.ordering import (
+    CUT,
+    TX,
+    VOTE,
+    LogDeriver,
+    LogIntegrityError,
+    LogPosition,
+    kind_of,
+    make_vote,
+    subject,
+)
+from autarky.ledger.block import BlockHeader
+from autarky.ledger.tx import SignedTx
+
+log = logging.getLogger("autarky.engine.nats")
+
+MIN_REPLICAS = 1
+
+
+class EngineUnavailable(Exception):
+    """The ordering service could not take a transaction (an operational fault, not a rejection)."""
+
+    code = "engine.unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsSettings:
+    """How a node reaches its NATS cluster (``[nats]`` in ``autarky.toml``)."""
+
+    servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    monitor_urls: tuple[str, ...] = ()
+    stream: str | None = None
+    replicas: int = 3
+    duplicate_window_s: float = 120.0
+    max_block_txs: int = 2000
+    block_interval_ms: int = 20
+    heartbeat_ms: int = 1000
+    connect_timeout_s: float = 10.0
+    publish_timeout_s: float = 10.0
+    creds_file: str | None = None
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    check_servers: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def stream_name(self, chain_id: str) -> str:
+        return self.stream or "AUTARKY_" + chain_id.upper().replace("-", "_")
+
+
+class NatsEngine(Engine):
+    name = "nats"
+    remote_ordering = True
+
+    def __init__(
+        self,
+        settings: NatsSettings,
+        chain_id: str,
+        key: SigningKey,
+        position: Callable[[], LogPosition],
+        validators: Callable[[], Sequence[bytes]],
+        is_committed: Callable[[bytes], bool],
+        on_vote: Callable[[bytes], None],
+        on_fault: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self.chain_id = chain_id
+        self.key = key
+        self._position = position
+        self._validators = validators
+        self._is_committed = is_committed
+        self._on_vote = on_vote
+        self._on_fault = on_fault
+        self.stream = settings.stream_name(chain_id)
+        self._subjects = {kind: subject(chain_id, kind) for kind in (TX, CUT, VOTE)}
+        self._nc: Any = None
+        self._js: Any = None
+        self._deriver: LogDeriver | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._halted: str | None = None
+        self._pending_since: float | None = None
+        self._last_cut_at = time.monotonic()
+        self._wake = asyncio.Event()
+        self._sub: Any = None
+        self.cuts_won = 0
+        self.cuts_lost = 0
+        self.server_version: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Connect, check the servers, and create or check the stream."""
+        import nats
+        from nats.js.api import StorageType, StreamConfig
+
+        if self.settings.check_servers and self.settings.monitor_urls:
+            from autarky.engines.nats_server import check_servers
+
+            await check_servers(list(self.settings.monitor_urls))
+        options: dict[str, Any] = {
+            "servers": list(self.settings.servers),
+            "connect_timeout": self.settings.connect_timeout_s,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.25,
+            "name": f"autarky-{self.key.public_key.hex()[:12]}",
+            "error_cb": self._error_cb,
+            "disconnected_cb": self._disconnected_cb,
+            "reconnected_cb": self._reconnected_cb,
+            "pending_size": 64 * 1024 * 1024,
+        }
+        if self.settings.creds_file:
+            options["user_credentials"] = self.settings.creds_file
+        if self.settings.user:
+            options["user"] = self.settings.user
+            options["password"] = self.settings.password
+        if self.settings.token:
+            options["token"] = self.settings.token
+        if self.settings.tls_ca or self.settings.tls_cert:
+            import ssl
+
+            context = ssl.create_default_context(cafile=self.settings.tls_ca)
+            if self.settings.tls_cert:
+                context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+            options["tls"] = context
+        try:
+            self._nc = await nats.connect(**options)
+        except Exception as exc:
+            raise EngineUnavailable(
+                f"cannot connect to NATS at {', '.join(self.settings.servers)}: {exc}"
+            ) from exc
+        version = getattr(self._nc, "connected_server_version", None)
+        self.server_version = None if version is None else f"{version.major}.{version.minor}.{version.patch}"
+        self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_s)
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[f"autarky.{self.chain_id}.*"],
+            storage=StorageType.FILE,
+            num_replicas=self.settings.replicas,
+            duplicate_window=self.settings.duplicate_window_s,
+            max_msg_size=128 * 1024,
+        )
+        try:
+            info = await self._js.stream_info(self.stream)
+        except Exception:
+            info = None
+        if info is None:
+            deadline = time.monotonic() + self.settings.connect_timeout_s
+            while True:
+                try:
+                    info = await self._js.add_stream(config)
+                    break
+                except Exception as exc:
+                    # A fresh cluster may still be electing its JetStream meta leader.
+                    if time.monotonic() > deadline:
+                        raise EngineUnavailable(f"cannot create stream {self.stream}: {exc}") from exc
+                    await asyncio.sleep(0.25)
+        storage = str(getattr(info.config.storage, "value", info.config.storage))
+        if storage != "file" or (info.config.num_replicas or 1) < min(self.settings.replicas, 3):
+            raise EngineUnavailable(
+                f"stream {self.stream} has storage {storage} and {info.config.num_replicas} replicas; "
+                f"Autarky needs file storage and {self.settings.replicas} replicas: delete and recreate it"
+            )
+
+    async def start(self, sink: BatchSink, next_height: int, last_time_ms: int) -> None:
+        if self._nc is None:
+            await self.connect()
+        position = self._position()
+        assert position.height == next_height - 1, "log position and node height disagree"
+        self._deriver = LogDeriver(self.chain_id, position, self._validators, self._is_committed)
+        self._tasks = [
+            asyncio.create_task(self._consume(sink), name="nats-consume"),
+            asyncio.create_task(self._cut_loop(), name="nats-cut"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+            self._nc = None
+
+    def notify(self) -> None:
+        return None
+
+    def halt(self, reason: str) -> None:
+        """Stop cutting and voting (the node found itself wrong); consuming stops too."""
+        self._halted = reason
+        self._wake.set()
+
+    # -- publishing -------------------------------------------------------------------------------------
+    async def publish(self, txs: Sequence[SignedTx]) -> list[BaseException | None]:
+        """Append transactions to the stream; one entry per transaction, None where acknowledged."""
+        if self._js is None:
+            return [EngineUnavailable("the engine is not connected") for _ in txs]
+        tx_subject = self._subjects[TX]
+        futures = []
+        for tx in txs:
+            futures.append(self._js.publish(tx_subject, tx.raw, headers={"Nats-Msg-Id": tx.hash.hex()}))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [
+            None if not isinstance(result, BaseException) else EngineUnavailable(f"not stored: {result}")
+            for result in results
+        ]
+
+    def block_applied(self, header: BlockHeader) -> None:
+        """The node stored ``header``: as a validator, vote for it."""
+        if self._halted is not None or self._js is None:
+            return
+        if self.key.public_key.raw not in self._validators():
+            return
+        vote = make_vote(self.key, self.chain_id, header.height, header.hash, header.state_root)
+        task = asyncio.get_running_loop().create_task(self._publish_vote(vote))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _publish_vote(self, vote: bytes) -> None:
+        for _ in range(20):
+            try:
+                await self._js.publish(self._subjects[VOTE], vote)
+                return
+            except Exception as exc:
+                if self._stopping:
+                    return
+                log.debug("vote publish failed, retrying: %s", exc)
+                await asyncio.sleep(0.25)
+        log.warning("could not publish a vote after 20 attempts")
+
+    # -- consuming --------------------------------------------------------------------------------------
+    async def _consume(self, sink: BatchSink) -> None:
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        assert self._deriver is not None
+        while not self._stopping and self._halted is None:
+            start = self._deriver.last_seq + 1
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+            try:
+                self._sub = await self._js.subscribe(
+                    f"autarky.{self.chain_id}.*",
+                    stream=self.stream,
+                    ordered_consumer=True,
+                    config=config,
+                    idle_heartbeat=1.0,
+                    pending_msgs_limit=1_000_000,
+                    pending_bytes_limit=512 * 1024 * 1024,
+                )
+            except Exception as exc:
+                log.warning("cannot subscribe to %s from %d: %s; retrying", self.stream, start, exc)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self._read(sink)
+            except LogIntegrityError as exc:
+                self._halted = str(exc)
+                self._on_fault(f"log integrity: {exc}")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    return
+                log.warning("consumer of %s failed (%s); resubscribing", self.stream, exc)
+                await asyncio.sleep(0.25)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self._sub.unsubscribe()
+
+    async def _read(self, sink: BatchSink) -> None:
+        deriver = self._deriver
+        assert deriver is not None
+        quiet_since = time.monotonic()
+        while not self._stopping and self._halted is None:
+            try:
+                msg = await self._sub.next_msg(timeout=5.0)
+            except TimeoutError:
+                # Nothing for a while: heartbeats keep the ordered consumer honest, but a consumer
+                # that silently died (its server killed) is replaced after a long quiet spell.
+                if time.monotonic() - quiet_since > 15:
+                    raise RuntimeError("no entries for 15 s") from None
+                continue
+            quiet_since = time.monotonic()
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            kind = kind_of(msg.subject)
+            if kind is None:
+                continue
+            if kind == VOTE:
+                if seq > deriver.last_seq:
+                    deriver.last_seq = seq
+                    self._on_vote(msg.data)
+                continue
+            block = deriver.feed(seq, kind, msg.data)
+            if kind == TX and deriver.pending and self._pending_since is None:
+                self._pending_since = time.monotonic()
+                self._wake.set()
+            if block is None:
+                continue
+            self._last_cut_at = time.monotonic()
+            self._pending_since = time.monotonic() if deriver.pending else None
+            await asyncio.shield(sink(OrderedBatch(block.height, block.time_ms, block.txs, block.position)))
+
+    # -- cutting ----------------------------------------------------------------------------------------
+    def _rank(self) -> int | None:
+        keys = sorted(self._validators())
+        me = self.key.public_key.raw
+        return keys.index(me) if me in keys else None
+
+    async def _cut_loop(self) -> None:
+        interval = self.settings.block_interval_ms / 1000
+        heartbeat = self.settings.heartbeat_ms / 1000
+        while not self._stopping:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval / 2)
+            if self._halted is not None or self._deriver is None:
+                continue
+            rank = self._rank()
+            if rank is None:
+                continue
+            now = time.monotonic()
+            # The first validator cuts after one interval; the others stand by a little longer each.
+            patience = 1 + rank
+            due = (
+                self._pending_since is not None and now - self._pending_since >= interval * patience
+            ) or now - self._last_cut_at >= heartbeat * patience
+            if due:
+                await self._try_cut()
+
+    async def _try_cut(self) -> None:
+        from nats.js.errors import APIError
+
+        deriver = self._deriver
+        assert deriver is not None
+        payload, expected = deriver.propose(
+            self.key, time.time_ns() // 1_000_000, self.settings.max_block_txs
+        )
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected)}
+        try:
+            await self._js.publish(self._subjects[CUT], payload, headers=headers)
+            self.cuts_won += 1
+        except APIError as exc:
+            # Another validator cut first (wrong last sequence): its cut arrives through the consumer.
+            self.cuts_lost += 1
+            log.debug("cut not appended: %s", exc)
+        except Exception as exc:
+            log.debug("cut publish failed: %s", exc)
+        self._last_cut_at = time.monotonic()
+        if self._pending_since is not None:
+            self._pending_since = time.monotonic()
+
+    # -- callbacks and status ---------------------------------------------------------------------------
+    async def _error_cb(self, exc: Exception) -> None:
+        log.debug("nats: %s", exc)
+
+    async def _disconnected_cb(self) -> None:
+        log.info("nats: disconnected")
+
+    async def _reconnected_cb(self) -> None:
+        url = getattr(self._nc, "connected_url", None)
+        log.info("nats: reconnected to %s", getattr(url, "netloc", url))
+
+    def status(self) -> dict[str, Any]:
+        deriver = self._deriver
+        connected = bool(self._nc is not None and self._nc.is_connected)
+        url = getattr(self._nc, "connected_url", None) if self._nc is not None else None
+        return {
+            "engine": self.name,
+            "stream": self.stream,
+            "connected": connected,
+            "server": getattr(url, "netloc", None),
+            "server_version": self.server_version,
+            "log_sequence": None if deriver is None else deriver.last_seq,
+            "pending_entries": None if deriver is None else deriver.pending,
+            "ignored_cuts": None if deriver is None else deriver.ignored_cuts,
+            "cuts_won": self.cuts_won,
+            "cuts_lost": self.cuts_lost,
+            "validator_rank": self._rank(),
+            "halted": self._halted,
+            "block_interval_ms": self.settings.block_interval_ms,
+            "heartbeat_ms": self.settings.heartbeat_ms,
+        }
