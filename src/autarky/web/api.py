@@ -41,6 +41,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from autarky.crypto.did import is_did_key
+from autarky.encoding import DecodeError, canonical_decode
 from autarky.modules.bank import keeper as bank
 from autarky.node.node import Node, SubmitResult
 from autarky.web import views
@@ -66,6 +67,7 @@ from autarky.web.events import event_stream
 from autarky.web.schemas import (
     AccountResponse,
     BalancesResponse,
+    BatchSubmitResponse,
     BlockListResponse,
     BlockResponse,
     CheckpointResponse,
@@ -181,12 +183,18 @@ def _raw_transaction(content_type: str, body: bytes) -> bytes:
             return binascii.unhexlify(document["tx"])
         except (ValueError, binascii.Error):
             raise ApiError(400, INVALID_HEX, "tx is not an even-length hex string") from None
+    raise _unsupported_media_type(media_type)
+
+
+def _unsupported_media_type(media_type: str) -> ApiError:
     shown = media_type or "none"
-    raise ApiError(415, UNSUPPORTED_MEDIA_TYPE, f"body type {shown[:80]!r}: send {CBOR} or application/json")
+    return ApiError(415, UNSUPPORTED_MEDIA_TYPE, f"body type {shown[:80]!r}: send {CBOR} or application/json")
 
 
-def _submit_response(result: SubmitResult) -> JSONResponse:
+def _submit_response(result: SubmitResult, final: bool | None = None) -> JSONResponse:
     body = result.to_json()
+    if final is not None:
+        body["final"] = final
     if result.status == "committed" or (result.status == "exists" and result.receipt is not None):
         return JSONResponse(body, status_code=200)
     if result.status in ("accepted", "exists"):
@@ -196,7 +204,7 @@ def _submit_response(result: SubmitResult) -> JSONResponse:
     body.update(error_body(code, result.detail))
     if code == "mempool.tx_too_large":
         return JSONResponse(body, status_code=413)
-    if code.startswith("mempool."):
+    if code.startswith("mempool.") or code == "engine.unavailable":
         return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
     return JSONResponse(body, status_code=400)
 
@@ -245,14 +253,97 @@ async def submit_tx(
     request: Request,
     node: NodeDep,
     wait: Annotated[bool, Query(description="answer after the block is durably committed")] = True,
+    final: Annotated[
+        bool,
+        Query(
+            description="answer after the block is final: certified by a quorum of validators on the "
+            "nats engine (implies wait; on the embedded engine a committed block is final)"
+        ),
+    ] = False,
 ) -> JSONResponse:
     """`200` committed or exists (R3: a resubmission answers `exists` with the same receipt), `202`
-    accepted, `400` rejected with a `core.*`/`bank.*`/`identity.*` code, `503` mempool full."""
+    accepted, `400` rejected with a `core.*`/`bank.*`/`identity.*` code, `503` mempool full or the
+    ordering service unavailable (`engine.unavailable`, retry). With `final`, the answer has
+    `final: true` once the block holding the transaction is certified (`false` on timeout)."""
     raw = _raw_transaction(
         request.headers.get("content-type", ""), await _read_body(request, request.app.state.max_body_bytes)
     )
     _require_ready(node)
-    return _submit_response(await node.submit(raw, wait=wait))
+    result = await node.submit(raw, wait=wait or final)
+    if final and result.height is not None:
+        return _submit_response(result, await node.wait_final(result.height, 30.0))
+    return _submit_response(result)
+
+
+MAX_BATCH_TXS = 2000
+
+
+@router.post(
+    "/txs",
+    tags=["transactions"],
+    summary="Submit many signed transactions at once",
+    response_model=BatchSubmitResponse,
+    responses={
+        413: {"description": "Body too large"},
+        415: {"description": "Unsupported body type"},
+        503: {"description": "Node not ready (`node.*`)"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": f"A CBOR array of up to {MAX_BATCH_TXS} signed transactions (each as a byte "
+            'string), or JSON {"txs": ["<hex>", ...]}.',
+            "content": {
+                CBOR: {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["txs"],
+                        "properties": {"txs": {"type": "array", "items": {"type": "string"}}},
+                    }
+                },
+            },
+        }
+    },
+)
+async def submit_txs(request: Request, node: NodeDep) -> dict[str, Any]:
+    """Admit transactions in order without waiting for their block; one result per transaction, in
+    order, each with the status and code `POST /tx` would give (`accepted`, `exists`, `rejected`).
+    Decoding and signature checks run in the node's worker processes."""
+    limit = request.app.state.max_body_bytes * 64
+    raws = _raw_transactions(request.headers.get("content-type", ""), await _read_body(request, limit))
+    _require_ready(node)
+    results = await node.submit_many(raws)
+    return {"results": [result.to_json() for result in results]}
+
+
+def _raw_transactions(content_type: str, body: bytes) -> list[bytes]:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == CBOR:
+        try:
+            items = canonical_decode(body)
+        except DecodeError as exc:
+            raise ApiError(400, INVALID_REQUEST, f"body is not canonical CBOR: {exc}") from None
+        if type(items) is not list or not all(type(item) is bytes for item in items):
+            raise ApiError(400, INVALID_REQUEST, "a CBOR body is an array of byte strings")
+    elif media_type == "application/json":
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(400, INVALID_JSON, f"body is not JSON: {str(exc)[:200]}") from None
+        if type(document) is not dict or type(document.get("txs")) is not list:
+            raise ApiError(400, INVALID_REQUEST, 'a JSON body is {"txs": ["<transaction as hex>", ...]}')
+        try:
+            items = [binascii.unhexlify(item) for item in document["txs"] if type(item) is str]
+        except (ValueError, binascii.Error):
+            raise ApiError(400, INVALID_HEX, "every tx is an even-length hex string") from None
+        if len(items) != len(document["txs"]):
+            raise ApiError(400, INVALID_REQUEST, "every tx is a hex string")
+    else:
+        raise _unsupported_media_type(media_type)
+    if not 1 <= len(items) <= MAX_BATCH_TXS:
+        raise ApiError(400, INVALID_REQUEST, f"send 1 to {MAX_BATCH_TXS} transactions")
+    return items
 
 
 @router.get(
@@ -298,7 +389,11 @@ async def _block(node: Node, height: int) -> dict[str, Any]:
     block = await asyncio.to_thread(node.block, height)
     if block is None:
         raise ApiError(404, NOT_FOUND, f"no block at height {height} (latest is {node.height})")
-    return views.block_json(block)
+    answer = views.block_json(block)
+    certificate = await asyncio.to_thread(node.certificate, height)
+    answer["certificate"] = None if certificate is None else certificate.to_json()
+    answer["final"] = node.final_height >= height
+    return answer
 
 
 @router.get("/blocks/latest", tags=["chain"], summary="The latest block", response_model=BlockResponse)

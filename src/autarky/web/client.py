@@ -33,10 +33,13 @@ import httpx
 from autarky.crypto.did import InvalidDid, public_key_from_did
 from autarky.crypto.domains import Domain
 from autarky.crypto.keys import InvalidKey, PublicKey, SigningKey
+from autarky.encoding import canonical_decode, canonical_encode
+from autarky.engines.ordering import Certificate, verify_certificate
 from autarky.ledger import smt
 from autarky.ledger.block import BlockHeader
 from autarky.ledger.tx import SignedTx, TxBody, sign_tx
 from autarky.modules.bank import messages as bank_messages
+from autarky.modules.validators import SET_KEY as VALIDATOR_SET_KEY
 
 __all__ = [
     "Account",
@@ -90,6 +93,8 @@ class Submission:
     detail: str
     height: int | None
     receipt: dict[str, Any] | None
+    final: bool | None = None
+    """With ``final=True`` submissions: whether the block holding it is certified by a quorum."""
 
     @property
     def committed(self) -> bool:
@@ -109,6 +114,7 @@ class Submission:
             data.get("detail", ""),
             data.get("height"),
             data.get("receipt"),
+            data.get("final"),
         )
 
 
@@ -348,19 +354,74 @@ class AutarkyClient:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    async def submit(self, tx: SignedTx | bytes, wait: bool = True) -> Submission:
-        """Submit a signed transaction. Raises :class:`Rejected` when the node refuses it."""
+    async def submit(self, tx: SignedTx | bytes, wait: bool = True, final: bool = False) -> Submission:
+        """Submit a signed transaction. Raises :class:`Rejected` when the node refuses it.
+
+        ``wait``: answer once committed; ``final``: once the block is certified by a quorum of
+        validators (``Submission.final``; on the embedded engine a committed block is final).
+        """
         raw = tx.raw if isinstance(tx, SignedTx) else tx
+        params = {"wait": "true" if wait else "false"}
+        if final:
+            params["final"] = "true"
         response = await self._request(
-            "POST",
-            "/api/v1/tx",
-            content=raw,
-            params={"wait": "true" if wait else "false"},
-            headers={"Content-Type": "application/cbor"},
+            "POST", "/api/v1/tx", content=raw, params=params, headers={"Content-Type": "application/cbor"}
         )
         if response.status_code in (200, 202):
             return Submission.from_json(response.json())
         raise _error_from(response)
+
+    async def submit_many(self, txs: Sequence[SignedTx | bytes]) -> list[Submission | ClientError]:
+        """Submit transactions in one request without waiting for blocks; one answer per transaction
+        (a :class:`Submission`, or the :class:`ClientError` its rejection would raise)."""
+        raws = [tx.raw if isinstance(tx, SignedTx) else tx for tx in txs]
+        response = await self._request(
+            "POST",
+            "/api/v1/txs",
+            content=canonical_encode(raws),
+            headers={"Content-Type": "application/cbor"},
+        )
+        if response.status_code != 200:
+            raise _error_from(response)
+        answers: list[Submission | ClientError] = []
+        for item in response.json()["results"]:
+            if item["status"] == "rejected":
+                error_type = Unavailable if item.get("code") == "engine.unavailable" else Rejected
+                answers.append(
+                    error_type(response.status_code, item.get("code") or "", item.get("detail", ""))
+                )
+            else:
+                answers.append(Submission.from_json(item))
+        return answers
+
+    async def certificate(self, height: int) -> Certificate | None:
+        """The finality certificate of block ``height``, checked here against the validator set the
+        node proves (a state proof of ``validators/set`` under the node's signed header: pin the node
+        key you trust with :func:`verify_proof` for more); None while the block is not final.
+
+        Raises :class:`ClientError` when the certificate does not verify.
+        """
+        block = await self.block(height)
+        data = block.get("certificate")
+        if data is None:
+            return None
+        certificate = Certificate(
+            data["height"],
+            bytes.fromhex(data["block_hash"]),
+            bytes.fromhex(data["state_root"]),
+            tuple(bytes.fromhex(vote) for vote in data["votes"]),
+        )
+        proof = await self.proof(VALIDATOR_SET_KEY)
+        chain_id = await self.chain_id()
+        if not verify_proof(proof, proof.node_key, chain_id):
+            raise ClientError(0, "client.bad_proof", "the validator set's state proof does not verify")
+        validators = () if proof.value is None else tuple(canonical_decode(proof.value))
+        problems = verify_certificate(certificate, chain_id, validators)
+        if certificate.block_hash.hex() != block["header"]["hash"]:
+            problems.append("the certificate is for another block")
+        if problems:
+            raise ClientError(0, "client.bad_certificate", "; ".join(problems))
+        return certificate
 
     async def submit_messages(
         self,

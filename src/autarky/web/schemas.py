@@ -71,6 +71,19 @@ class StatusResponse(_Open):
     mempool: MempoolJson
     engine: dict[str, Any]
     fault: str | None
+    final_height: int = 0
+    validators: int = 0
+    validator: bool = False
+
+
+class CertificateJson(_Open):
+    """A quorum of validator votes on (height, block hash, state root); ``votes`` are the signed
+    vote entries as hex (see ``engines/ordering.py``)."""
+
+    height: int
+    block_hash: str
+    state_root: str
+    votes: list[str]
 
 
 class BlockResponse(_Open):
@@ -79,6 +92,12 @@ class BlockResponse(_Open):
     txs: list[str]
     receipts: list[ReceiptJson]
     end_events: list[EventJson]
+    certificate: CertificateJson | None = None
+    final: bool = False
+
+
+class BatchSubmitResponse(_Open):
+    results: list[SubmitResponse]
 
 
 class BlockListResponse(_Open):
