@@ -1,7 +1,7 @@
 """The ``autarky`` command: the root group, its global options, and the error edge.
 
 Every command group lives in its own module (``init``, ``node``, ``identity``, ``wallet``, ``tx``,
-``up``). Failures become one line on stderr and an exit code (see :mod:`autarky.cli.errors`):
+``up``, ``cluster``). Failures become one line on stderr and an exit code (see :mod:`autarky.cli.errors`):
 2 for a usage or configuration problem, 1 for a refused operation, 130 for Ctrl-C.
 """
 
@@ -25,6 +25,8 @@ HELP = """Autarky: every machine its own identity, wallet and rules, on a replic
 Try it with one command:  autarky up   (embedded node, demo fleet, dashboard)
 
 Or set up your own chain:  autarky init  then  autarky node start
+
+A local cluster on the nats engine:  autarky cluster up
 """
 
 
@@ -110,7 +112,7 @@ def _global_options(
 
 
 def _register() -> None:
-    from autarky.cli import bench, identity, init, node, tx, up, wallet
+    from autarky.cli import bench, cluster, identity, init, node, tx, up, wallet
 
     app.command("init")(init.init)
     app.command("up")(up.up)
@@ -119,6 +121,7 @@ def _register() -> None:
     app.add_typer(wallet.app, name="wallet")
     app.add_typer(tx.app, name="tx")
     app.add_typer(bench.app, name="bench")
+    app.add_typer(cluster.app, name="cluster")
 
 
 _register()

@@ -16,6 +16,8 @@ from autarky.cli.context import current, run
 from autarky.cli.errors import NodeUnreachable, OperationFailed, UsageProblem
 from autarky.config import Config
 from autarky.encoding import canonical_decode
+from autarky.engines.nats import EngineUnavailable
+from autarky.engines.nats_server import NatsOpsError
 from autarky.ledger.smt import SparseMerkleTree
 from autarky.node.node import DB_FILE, GENESIS_FILE, Node
 from autarky.node.replay import ReplayReport, replay_data_dir
@@ -81,7 +83,10 @@ async def _serve(config: Config) -> None:
         loop.add_signal_handler(signum, stopping.set)
     server = None
     try:
-        await node.start()
+        try:
+            await node.start()
+        except (EngineUnavailable, NatsOpsError) as exc:
+            raise OperationFailed(f"{node.engine.name} engine: {exc}", code="cli.engine") from exc
         try:
             server = await start_api(
                 node,
