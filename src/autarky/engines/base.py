@@ -56,8 +56,8 @@ class Engine(abc.ABC):
         """Hand admitted transactions to the orderer; None per transaction it durably took."""
         return [None for _ in txs]
 
-    def block_applied(self, header: BlockHeader) -> None:
-        """The node durably stored ``header`` (the ``nats`` engine votes for it)."""
+    def block_applied(self, header: BlockHeader, tx_hashes: Sequence[bytes] = ()) -> None:
+        """The node durably stored ``header`` holding ``tx_hashes`` (the ``nats`` engine votes for it)."""
         return None
 
     def halt(self, reason: str) -> None:

@@ -79,6 +79,8 @@ class NatsSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     check_servers: bool = True
+    resend_after_s: float = 5.0
+    """A transaction this node had acknowledged that is in no block after this long is sent again."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def stream_name(self, chain_id: str) -> str:
@@ -122,6 +124,13 @@ class NatsEngine(Engine):
         self._sub: Any = None
         self.cuts_won = 0
         self.cuts_lost = 0
+        self.resent = 0
+        self.resubscribed = 0
+        # Transactions this node handed to the stream and saw acknowledged, until they are in a block:
+        # hash -> [raw, monotonic time last sent, attempts]. JetStream has been seen to acknowledge
+        # an entry and then not deliver it after a server was killed (see docs/cluster.md), so the
+        # node that acknowledged a transaction to its client keeps sending it until it is committed.
+        self._outbox: dict[bytes, list[Any]] = {}
         self.server_version: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -207,6 +216,7 @@ class NatsEngine(Engine):
         self._tasks = [
             asyncio.create_task(self._consume(sink), name="nats-consume"),
             asyncio.create_task(self._cut_loop(), name="nats-cut"),
+            asyncio.create_task(self._resend_loop(), name="nats-resend"),
         ]
 
     async def stop(self) -> None:
@@ -246,13 +256,47 @@ class NatsEngine(Engine):
         for tx in txs:
             futures.append(self._js.publish(tx_subject, tx.raw, headers={"Nats-Msg-Id": tx.hash.hex()}))
         results = await asyncio.gather(*futures, return_exceptions=True)
-        return [
-            None if not isinstance(result, BaseException) else EngineUnavailable(f"not stored: {result}")
-            for result in results
-        ]
+        now = time.monotonic()
+        answers: list[BaseException | None] = []
+        for tx, result in zip(txs, results, strict=True):
+            if isinstance(result, BaseException):
+                answers.append(EngineUnavailable(f"not stored: {result}"))
+            else:
+                self._outbox[tx.hash] = [tx.raw, now, 0]
+                answers.append(None)
+        return answers
 
-    def block_applied(self, header: BlockHeader) -> None:
-        """The node stored ``header``: as a validator, vote for it."""
+    async def _resend_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self._halted is not None or self._js is None:
+                continue
+            now = time.monotonic()
+            due = [
+                (tx_hash, entry)
+                for tx_hash, entry in self._outbox.items()
+                if now - entry[1] >= self.settings.resend_after_s
+            ]
+            for tx_hash, entry in due[:1000]:
+                entry[1], entry[2] = now, entry[2] + 1
+                # A new message id: the stream may remember the old one without holding the entry.
+                headers = {"Nats-Msg-Id": f"{tx_hash.hex()}.{entry[2]}"}
+                try:
+                    await self._js.publish(self._subjects[TX], entry[0], headers=headers)
+                    self.resent += 1
+                except Exception as exc:
+                    log.debug("resend failed: %s", exc)
+            if due:
+                log.warning(
+                    "sent %d acknowledged transactions again (not in a block after %.0f s)",
+                    min(len(due), 1000),
+                    self.settings.resend_after_s,
+                )
+
+    def block_applied(self, header: BlockHeader, tx_hashes: Sequence[bytes] = ()) -> None:
+        """The node stored ``header``: forget its transactions from the outbox; as a validator, vote."""
+        for tx_hash in tx_hashes:
+            self._outbox.pop(tx_hash, None)
         if self._halted is not None or self._js is None:
             return
         if self.key.public_key.raw not in self._validators():
@@ -318,12 +362,22 @@ class NatsEngine(Engine):
         quiet_since = time.monotonic()
         while not self._stopping and self._halted is None:
             try:
-                msg = await self._sub.next_msg(timeout=5.0)
+                msg = await self._sub.next_msg(timeout=1.0)
             except TimeoutError:
-                # Nothing for a while: heartbeats keep the ordered consumer honest, but a consumer
-                # that silently died (its server killed) is replaced after a long quiet spell.
-                if time.monotonic() - quiet_since > 15:
-                    raise RuntimeError("no entries for 15 s") from None
+                # Validators cut at least every heartbeat, so a quiet consumer is suspect: if the
+                # stream holds entries past what it delivered, it died with its server; replace it.
+                if time.monotonic() - quiet_since > max(3.0, 3 * self.settings.heartbeat_ms / 1000):
+                    try:
+                        info = await asyncio.wait_for(self._js.stream_info(self.stream), 2.0)
+                    except Exception:
+                        info = None
+                    if info is not None and info.state.last_seq < deriver.last_seq:
+                        raise LogIntegrityError(
+                            f"the stream ends at {info.state.last_seq} but this node read entries up to "
+                            f"{deriver.last_seq}: acknowledged entries were lost by the stream"
+                        ) from None
+                    self.resubscribed += 1
+                    raise RuntimeError(f"no entries after {deriver.last_seq} for a while") from None
                 continue
             quiet_since = time.monotonic()
             meta = msg.metadata
@@ -421,6 +475,9 @@ class NatsEngine(Engine):
             "ignored_cuts": None if deriver is None else deriver.ignored_cuts,
             "cuts_won": self.cuts_won,
             "cuts_lost": self.cuts_lost,
+            "outbox": len(self._outbox),
+            "resent": self.resent,
+            "resubscribed": self.resubscribed,
             "validator_rank": self._rank(),
             "halted": self._halted,
             "block_interval_ms": self.settings.block_interval_ms,

@@ -694,7 +694,7 @@ class Node:
             self.final_height = result.header.height
             self._resolve_final_waiters()
         else:
-            self.engine.block_applied(result.header)
+            self.engine.block_applied(result.header, [receipt.tx_hash for receipt in result.receipts])
             pending = self._pending_certificates.pop(result.header.height, None)
             if pending is not None:
                 self._on_certificate(pending)
