@@ -74,6 +74,7 @@
       $("status-node-key").title = status.node_key;
     }
     if (status.engine) $("status-engine").textContent = status.engine.engine;
+    if (status.final_height !== undefined) $("status-final").textContent = status.final_height;
     const fault = $("status-fault");
     fault.hidden = !status.fault;
     fault.textContent = status.fault || "";
