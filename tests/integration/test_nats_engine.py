@@ -29,6 +29,7 @@ from autarky.ledger.tx import SignedTx, TxBody, sign_tx
 from autarky.modules.bank import messages as bank_messages
 from autarky.node.genesis import dev_genesis
 from autarky.node.node import Node, NodeSettings, SubmitResult, init_data_dir
+from autarky.node.snapshot import export_snapshot, import_snapshot
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -238,6 +239,29 @@ def test_a_stopped_node_catches_up_from_the_stream(tmp_path: Path) -> None:
         await h.settle(later)
         height = await h.converge()
         assert height >= live[0].height
+
+    run(body, tmp_path)
+
+
+def test_a_node_started_from_a_snapshot_continues_from_the_stream(tmp_path: Path) -> None:
+    async def body(h: Harness) -> None:
+        sequences: dict[str, int] = {}
+        first = _transfers(60, sequences)
+        await h.submit(first)
+        await h.settle(first)
+        snapshot = tmp_path / "snapshot.cbor"
+        info = await asyncio.to_thread(export_snapshot, h.nodes[0].settings.data_dir, snapshot)
+        imported = await asyncio.to_thread(import_snapshot, snapshot, tmp_path / "from-snapshot")
+        assert imported.height == info.height
+        later = _transfers(60, sequences)
+        await h.submit(later)
+        newcomer = await h.open(1, None, name="from-snapshot")
+        h.nodes.append(newcomer)
+        await h.settle(later)
+        assert newcomer.fault is None
+        # De-duplication survives the snapshot: a transfer from before it answers `exists`.
+        again = await newcomer.submit(first[0].raw, wait=True)
+        assert again.status == "exists"
 
     run(body, tmp_path)
 

@@ -304,8 +304,8 @@ class Node:
 
     def tx(self, tx_hash: bytes) -> TxRecord | None:
         location = self.storage.tx_location(tx_hash)
-        if location is None:
-            return None
+        if location is None or location.index < 0:
+            return None  # unknown, or committed before the snapshot this node started from
         block = self.storage.block(location.height)
         assert block is not None
         raw = block.txs[location.index]
@@ -356,6 +356,10 @@ class Node:
         record = self.tx(tx_hash)
         if record is not None:
             return SubmitResult(tx_hash, "exists", None, "already committed", record.height, record.receipt)
+        location = self.storage.tx_location(tx_hash)
+        if location is not None:
+            detail = "committed before the snapshot this node started from"
+            return SubmitResult(tx_hash, "exists", None, detail, location.height)
         if tx_hash in self.mempool:
             return SubmitResult(tx_hash, "exists", None, "already pending")
         return None
@@ -439,7 +443,7 @@ class Node:
                 self.engine.notify()
                 if wait:
                     return await self.wait_committed(prepared.hash, timeout_s)
-        if wait and result.status == "exists" and result.receipt is None:
+        if wait and result.status == "exists" and result.receipt is None and result.height is None:
             # A resubmission of a transaction that is still pending: "done" may only be said once
             # the original is durably committed, so wait for it and answer with its receipt.
             committed = await self.wait_committed(result.tx_hash, timeout_s)

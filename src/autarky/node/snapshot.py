@@ -9,13 +9,21 @@ A snapshot lets a new node start from a recent block instead of executing the ch
      "header": bytes,                 # the canonical encoding of the block header
      "signature": bytes | None,       # the exporting node's signature over that header
      "node_key": did | None,          # the exporting node's key
-     "state": [[key, value], ...]}    # every state item at that block, sorted by key
+     "state": [[key, value], ...],    # every state item at that block, sorted by key
+     # version 2 adds what a node on the nats engine needs to continue from the stream:
+     "log_position": [...] | None,    # engines/ordering.py LogPosition at that block
+     "tx_hashes": [bytes, ...],       # every committed transaction hash (permanent de-duplication)
+     "certificate": [...] | None}     # the block's finality certificate, if the exporter had one
+
+Version 1 files (without the last three) are still read.
 
 Trust: :func:`import_snapshot` rebuilds the state commitment from the items and compares it with the
 header's state root, checks that genesis, header and snapshot name one chain, checks the header
 signature against the stated node key, and only then writes anything. The signature proves which
-node exported the header, not that the header is final: check the block hash against a source you
-trust (another node's ``autarky node status``) before relying on the imported node.
+node exported the header, not that the header is final. A certificate in the snapshot is checked
+against the validator set in the snapshot's own state: a quorum of those validators signed this
+header's hash and state root (``SnapshotInfo.final``). Without one, check the block hash against a
+source you trust (another node's ``autarky node status``) before relying on the imported node.
 
 The imported data directory holds the genesis, a fresh node key, and one block (the snapshot's
 header, without its transactions) at the snapshot height; blocks before it are not there, so
@@ -33,9 +41,12 @@ from autarky.crypto.domains import Domain
 from autarky.crypto.keys import PublicKey, SigningKey
 from autarky.crypto.keystore import KeystoreError, create_keystore, new_key_file, read_public
 from autarky.encoding import DecodeError, canonical_decode, canonical_encode
+from autarky.engines.ordering import Certificate, verify_certificate
 from autarky.ledger.block import BlockHeader
 from autarky.ledger.executor import genesis_hash
 from autarky.ledger.smt import SparseMerkleTree
+from autarky.ledger.state import MappingState
+from autarky.modules.validators import read_validators
 from autarky.node.errors import ConfigError, CorruptState, StorageError
 from autarky.node.genesis import GenesisError, check_genesis
 from autarky.node.node import DB_FILE, GENESIS_FILE, NODE_KEY_FILE, NODE_SECRET_FILE
@@ -51,11 +62,12 @@ __all__ = [
 ]
 
 FORMAT = "autarky-snapshot"
-VERSION = 1
+VERSION = 2
 SNAPSHOT_HEIGHT_META = "snapshot_height"
 """Meta key recording the height an imported data directory starts from."""
 
 _KEYS = ("chain_id", "format", "genesis", "header", "node_key", "signature", "state", "version")
+_KEYS_V2 = tuple(sorted((*_KEYS, "certificate", "log_position", "tx_hashes")))
 _EXPORT_ATTEMPTS = 3
 
 
@@ -72,6 +84,8 @@ class SnapshotInfo:
     items: int
     node_key: str | None
     bytes: int
+    final: bool = False
+    """The snapshot carries a certificate that a quorum of the validators in its state signed."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +96,7 @@ class SnapshotInfo:
             "items": self.items,
             "node_key": self.node_key,
             "bytes": self.bytes,
+            "final": self.final,
         }
 
 
@@ -93,6 +108,9 @@ class _Snapshot:
     signature: bytes | None
     node_key: str | None
     state: list[tuple[str, bytes]]
+    log_position: list[Any] | None = None
+    tx_hashes: tuple[bytes, ...] = ()
+    certificate: Certificate | None = None
 
 
 def export_snapshot(data_dir: Path | str, path: Path | str) -> SnapshotInfo:
@@ -116,6 +134,9 @@ def export_snapshot(data_dir: Path | str, path: Path | str) -> SnapshotInfo:
             assert block is not None, "applied height without its block"
             items = sorted(storage.load_state().items())
             if SparseMerkleTree.from_items(items).root == block.header.state_root:
+                log_position = storage.get_meta("log_position")
+                tx_hashes = storage.all_tx_hashes()
+                certificate = storage.certificate(height)
                 break
         else:
             raise SnapshotError(
@@ -134,17 +155,22 @@ def export_snapshot(data_dir: Path | str, path: Path | str) -> SnapshotInfo:
         "signature": block.signature,
         "node_key": node_key,
         "state": [[key, value] for key, value in items],
+        "log_position": log_position,
+        "tx_hashes": tx_hashes,
+        "certificate": None if certificate is None else canonical_decode(certificate),
     }
     encoded = canonical_encode(document)
     Path(path).write_bytes(encoded)
-    return _info(block.header, len(items), node_key, len(encoded))
+    return _info(block.header, len(items), node_key, len(encoded), certificate is not None)
 
 
 def read_snapshot(path: Path | str) -> SnapshotInfo:
     """Read and fully check a snapshot file without importing it."""
     raw = _read(Path(path))
     snapshot = _verify(_decode(raw))
-    return _info(snapshot.header, len(snapshot.state), snapshot.node_key, len(raw))
+    return _info(
+        snapshot.header, len(snapshot.state), snapshot.node_key, len(raw), snapshot.certificate is not None
+    )
 
 
 def import_snapshot(path: Path | str, data_dir: Path | str) -> SnapshotInfo:
@@ -173,15 +199,19 @@ def import_snapshot(path: Path | str, data_dir: Path | str) -> SnapshotInfo:
             # The database starts at the snapshot's block: record the height before it as applied,
             # so the snapshot's header is the next (and first stored) block.
             storage.set_meta("applied_height", header.height - 1)
-        storage.commit_block(header, snapshot.signature, (), (), (), snapshot.state)
+        meta = [] if snapshot.log_position is None else [("log_position", snapshot.log_position)]
+        storage.commit_block(header, snapshot.signature, (), (), (), snapshot.state, meta)
         storage.checkpoint()
         storage.set_meta(SNAPSHOT_HEIGHT_META, header.height)
+        storage.import_tx_hashes(snapshot.tx_hashes, header.height)
+        if snapshot.certificate is not None:
+            storage.put_certificate(header.height, canonical_encode(snapshot.certificate.to_cbor()))
         loaded = sorted(storage.load_state().items())
     finally:
         storage.close()
     if SparseMerkleTree.from_items(loaded).root != header.state_root:
         raise CorruptState(f"the state written to {data_dir} does not reproduce the snapshot's state root")
-    return _info(header, len(snapshot.state), snapshot.node_key, len(raw))
+    return _info(header, len(snapshot.state), snapshot.node_key, len(raw), snapshot.certificate is not None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,11 +231,12 @@ def _decode(raw: bytes) -> _Snapshot:
         raise SnapshotError(f"not a snapshot: the file is not canonical CBOR ({exc})") from exc
     if type(document) is not dict or document.get("format") != FORMAT:
         raise SnapshotError("not a snapshot: the file is not an autarky-snapshot document")
-    if document.get("version") != VERSION:
-        version = document.get("version")
-        raise SnapshotError(f"snapshot version {version!r} is not supported (this reads {VERSION})")
-    if sorted(str(key) for key in document) != list(_KEYS):
-        raise SnapshotError(f"snapshot must have exactly the fields {list(_KEYS)}")
+    version = document.get("version")
+    if version not in (1, VERSION):
+        raise SnapshotError(f"snapshot version {version!r} is not supported (this reads 1 and {VERSION})")
+    keys = _KEYS if version == 1 else _KEYS_V2
+    if sorted(str(key) for key in document) != list(keys):
+        raise SnapshotError(f"snapshot version {version} must have exactly the fields {list(keys)}")
     chain_id, genesis, header_bytes = document["chain_id"], document["genesis"], document["header"]
     signature, node_key, state = document["signature"], document["node_key"], document["state"]
     if type(chain_id) is not str or type(genesis) is not dict or type(header_bytes) is not bytes:
@@ -228,7 +259,19 @@ def _decode(raw: bytes) -> _Snapshot:
         if items and entry[0] <= items[-1][0]:
             raise SnapshotError("snapshot state keys must be sorted and distinct")
         items.append((entry[0], entry[1]))
-    return _Snapshot(chain_id, genesis, header, signature, node_key, items)
+    log_position, tx_hashes, certificate = document.get("log_position"), document.get("tx_hashes", []), None
+    if log_position is not None and (type(log_position) is not list or len(log_position) != 5):
+        raise SnapshotError("snapshot log_position must be null or a 5-item list")
+    if type(tx_hashes) is not list or not all(type(h) is bytes and len(h) == 32 for h in tx_hashes):
+        raise SnapshotError("snapshot tx_hashes must be a list of 32-byte hashes")
+    if document.get("certificate") is not None:
+        try:
+            certificate = Certificate.from_cbor(document["certificate"])
+        except (TypeError, ValueError) as exc:
+            raise SnapshotError(f"snapshot certificate is malformed: {exc}") from exc
+    return _Snapshot(
+        chain_id, genesis, header, signature, node_key, items, log_position, tuple(tx_hashes), certificate
+    )
 
 
 def _verify(snapshot: _Snapshot) -> _Snapshot:
@@ -259,6 +302,18 @@ def _verify(snapshot: _Snapshot) -> _Snapshot:
             raise SnapshotError(f"snapshot node_key: {exc}") from exc
         if not public_key.verify(Domain.BLOCK_HEADER, header.encode(), snapshot.signature, header.chain_id):
             raise SnapshotError("snapshot header signature does not verify against its node_key")
+    certificate = snapshot.certificate
+    if certificate is not None:
+        validators = read_validators(MappingState(dict(snapshot.state)))
+        problems = verify_certificate(certificate, header.chain_id, validators)
+        if (certificate.height, certificate.block_hash, certificate.state_root) != (
+            header.height,
+            header.hash,
+            header.state_root,
+        ):
+            problems.append("it is for another block")
+        if problems:
+            raise SnapshotError("snapshot certificate does not verify: " + "; ".join(problems))
     return snapshot
 
 
@@ -269,9 +324,18 @@ def _node_did(data_dir: Path) -> str | None:
         return None
 
 
-def _info(header: BlockHeader, items: int, node_key: str | None, size: int) -> SnapshotInfo:
+def _info(
+    header: BlockHeader, items: int, node_key: str | None, size: int, final: bool = False
+) -> SnapshotInfo:
     return SnapshotInfo(
-        header.chain_id, header.height, header.hash.hex(), header.state_root.hex(), items, node_key, size
+        header.chain_id,
+        header.height,
+        header.hash.hex(),
+        header.state_root.hex(),
+        items,
+        node_key,
+        size,
+        final,
     )
 
 

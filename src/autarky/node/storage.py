@@ -271,6 +271,21 @@ class Storage:
                 found.update(row[0] for row in rows)
         return found
 
+    def all_tx_hashes(self) -> list[bytes]:
+        """Every committed transaction hash, in byte order (for snapshots)."""
+        with self._read_lock:
+            rows = self._reader.execute("SELECT hash FROM txs ORDER BY hash").fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def import_tx_hashes(self, tx_hashes: Sequence[bytes], height: int) -> None:
+        """Record hashes committed before a snapshot's block (index -1: the block itself is not here)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO txs VALUES (?, ?, -1)", [(tx_hash, height) for tx_hash in tx_hashes]
+            )
+            self._db.execute("COMMIT")
+
     def put_certificate(self, height: int, certificate: bytes) -> None:
         """Store the finality certificate of a block (the first one stored for a height stays)."""
         with self._lock:
