@@ -14,7 +14,8 @@ import typer
 from autarky.cli import output
 
 app = typer.Typer(
-    help="Benchmarks: ledger throughput and latency, state commitment, crash loop.", no_args_is_help=True
+    help="Benchmarks: ledger throughput and latency, state commitment, crash loop, nats cluster.",
+    no_args_is_help=True,
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -85,3 +86,76 @@ def crash(
     output.set_json_mode(json_out)
     output.note(f"running {cycles} crash cycles (about a second each)…")
     _show(run_crash_bench(cycles, seed, data_dir))
+
+
+@app.command("cluster")
+def cluster(
+    nodes: Annotated[int, typer.Option("--nodes", min=1, help="Autarky nodes (each its own process).")] = 3,
+    transfers: Annotated[
+        int | None,
+        typer.Option(
+            "--transfers",
+            min=1,
+            help="Transfers to submit (default 20,000; with --fault 10,000, the R1 figure).",
+            show_default=False,
+        ),
+    ] = None,
+    fault: Annotated[
+        str | None,
+        typer.Option(
+            "--fault",
+            help="Inject a fault while submitting: kill-server, kill-node, restart-all or pause-server.",
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", min=1, help="With --fault: transfers offered per second.")
+    ] = 500.0,
+    accounts: Annotated[int, typer.Option("--accounts", min=2, help="Sending accounts.")] = 2_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the accounts' keys.")] = 1,
+    latency_s: Annotated[float, typer.Option("--latency-seconds", min=0.5, help="Latency phase, s.")] = 5.0,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Keep the cluster (servers, nodes, logs) here (default: a temporary folder)."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The nats engine on a local 3-server cluster, through the HTTP API (P3, R1).
+
+    Without --fault: the embedded engine's transfers/s, then the cluster's
+    (committed, and final, on every node), their ratio (target >= 0.4) and
+    p50/p99 submit-to-final latency at half the cluster's rate (p99 < 500 ms).
+
+    With --fault: transfers offered at --rate while the stream leader's
+    nats-server is killed (kill-server) or paused (pause-server), the node
+    cutting blocks is killed (kill-node), or every server and node is killed
+    (restart-all), each then brought back; clients retry on errors. Reports
+    acknowledged, lost (must be 0), applied_twice (must be 0), conserved and
+    roots_equal (must be true).
+
+    Examples:
+
+      autarky bench cluster --nodes 3 --json
+
+      autarky bench cluster --nodes 3 --fault kill-server --json
+
+      autarky bench cluster --fault kill-node --transfers 2000 --dir /tmp/bc
+    """
+    from autarky.bench.cluster import FAULTS, ClusterBenchError, run_cluster_bench
+    from autarky.cli.errors import OperationFailed
+    from autarky.cluster.local import ClusterError
+    from autarky.engines.nats_server import NatsOpsError
+
+    if fault is not None and fault not in FAULTS:
+        raise typer.BadParameter(f"{fault!r}: choose one of {', '.join(FAULTS)}", param_hint="--fault")
+    output.set_json_mode(json_out)
+    what = "throughput and latency" if fault is None else f"fault {fault}"
+    output.note(f"running the cluster benchmark ({what}; one to three minutes), progress on stderr…")
+    try:
+        report = run_cluster_bench(
+            nodes, transfers, fault, seed, data_dir, accounts=accounts, rate=rate, latency_s=latency_s
+        )
+    except (ClusterBenchError, ClusterError, NatsOpsError) as exc:
+        raise OperationFailed(str(exc), code="bench.cluster_failed") from exc
+    _show(report)
