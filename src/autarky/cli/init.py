@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,14 +13,24 @@ from autarky.cli import output
 from autarky.cli.context import current
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets, protection_from_options
+from autarky.crypto.did import InvalidDid, public_key_from_did
 from autarky.crypto.domains import check_chain_id
-from autarky.crypto.keys import SigningKey
+from autarky.crypto.keys import InvalidKey, SigningKey, check_public_key
 from autarky.crypto.keystore import read_public
 from autarky.node.genesis import DEFAULT_ASSET, GenesisError, dev_genesis, load_genesis, write_genesis
 from autarky.node.node import DB_FILE, init_data_dir
 
 DEFAULT_SUPPLY = 1_000_000_000
 OWNER_NAME = "owner"
+
+NATS_TEMPLATE = """
+[nats]
+# The JetStream cluster that orders transactions (docs/cluster.md). Every server must run
+# nats-server >= 2.14.5 with `jetstream {{ sync_interval: always }}` and file storage.
+servers = {servers}
+monitor_urls = {monitors}
+replicas = 3
+"""
 
 CONFIG_TEMPLATE = """\
 # Autarky node configuration (written by `autarky init`).
@@ -38,6 +49,20 @@ port = {port}
 
 def _toml_string(path: Path) -> str:
     return str(path).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _toml_list(values: list[str]) -> str:
+    # A JSON string is a TOML basic string for the URLs written here.
+    return "[" + ", ".join(json.dumps(value) for value in values) + "]"
+
+
+def _validator_key(value: str) -> bytes:
+    try:
+        if value.startswith("did:key:"):
+            return public_key_from_did(value)
+        return check_public_key(bytes.fromhex(value))
+    except (ValueError, InvalidDid, InvalidKey) as exc:
+        raise UsageProblem(f"--validator {value[:80]!r}: not a node key (hex or did:key): {exc}") from exc
 
 
 def init(
@@ -71,6 +96,24 @@ def init(
         Path | None,
         typer.Option("--key-file", help="Encrypt the owner key with this key file (created if absent)."),
     ] = None,
+    validators: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--validator",
+            help="A validator's node key (hex or did:key, from `autarky node key`) for the genesis; "
+            "repeat for each (nats engine).",
+        ),
+    ] = None,
+    nats_servers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nats-server", help="Run on the nats engine with this NATS URL; repeat for each server."
+        ),
+    ] = None,
+    nats_monitors: Annotated[
+        list[str] | None,
+        typer.Option("--nats-monitor", help="A NATS server's monitoring URL (checked at start); repeat."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Set up a new chain here: autarky.toml, an owner identity, a funded genesis and the node data dir.
@@ -79,6 +122,10 @@ def init(
     or a key file; only --insecure-demo stores it in clear.
 
     Example:  autarky init --chain-id plant-7 --password-file ~/.autarky-pass
+
+    On a cluster (docs/cluster.md): every machine runs `autarky node key` first; one machine runs
+    `autarky init --validator <key> ... --nats-server nats://...` and shares its genesis.json; the
+    others run `autarky init --genesis genesis.json --nats-server ...`.
     """
     output.set_json_mode(json_out)
     ctx = current()
@@ -137,9 +184,12 @@ def init(
                 time_ms=time.time_ns() // 1_000_000,
                 allocations=[(identity.account, DEFAULT_ASSET, supply)],
                 identities=[{"did": identity.account, "kind": "operator", "metadata": {"name": owner}}],
+                validators=[_validator_key(value) for value in validators or []],
             )
         except GenesisError as exc:
             raise UsageProblem(str(exc)) from exc
+    if genesis_file is not None and validators:
+        raise UsageProblem("--validator builds a new genesis; the one in --genesis names its own validators")
     if genesis["chain_id"] != chain_id:
         raise UsageProblem(
             f"{genesis_file} is for chain {genesis['chain_id']!r}, the config for {chain_id!r}"
@@ -147,10 +197,13 @@ def init(
 
     if not config_file.exists():
         config_file.parent.mkdir(parents=True, exist_ok=True)
-        config_file.write_text(
-            CONFIG_TEMPLATE.format(data_dir=_toml_string(data_dir), chain_id=chain_id, port=port),
-            encoding="utf-8",
-        )
+        text = CONFIG_TEMPLATE.format(data_dir=_toml_string(data_dir), chain_id=chain_id, port=port)
+        if nats_servers:
+            text = text.replace(f'chain_id = "{chain_id}"\n', f'chain_id = "{chain_id}"\nengine = "nats"\n')
+            text += NATS_TEMPLATE.format(
+                servers=_toml_list(nats_servers), monitors=_toml_list(nats_monitors or [])
+            )
+        config_file.write_text(text, encoding="utf-8")
         wrote_config = True
     init_data_dir(data_dir, genesis)
     write_genesis(data_dir / "genesis.json", genesis)

@@ -19,7 +19,7 @@ from autarky.encoding import canonical_decode
 from autarky.engines.nats import EngineUnavailable
 from autarky.engines.nats_server import NatsOpsError
 from autarky.ledger.smt import SparseMerkleTree
-from autarky.node.node import DB_FILE, GENESIS_FILE, Node
+from autarky.node.node import DB_FILE, GENESIS_FILE, Node, ensure_node_key
 from autarky.node.replay import ReplayReport, replay_data_dir
 from autarky.node.snapshot import export_snapshot, import_snapshot
 from autarky.node.storage import Storage
@@ -116,6 +116,35 @@ async def _serve(config: Config) -> None:
             await server.stop()
         await node.stop()
     output.note(f"stopped cleanly at height {node.height}")
+
+
+# -- key ------------------------------------------------------------------------------------------------
+
+
+@app.command("key")
+def key(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> None:
+    """This node's signing key: made (encrypted with a key file in the data dir) if there is none yet.
+
+    A validator's key goes into the genesis of a cluster, so on each machine run this first and
+    give the printed public key to whoever writes the genesis (`autarky init --validator <key>`).
+
+    Example:  autarky node key --data-dir .autarky/node
+    """
+    output.set_json_mode(json_out)
+    path = data_dir if data_dir is not None else _config().node.data_dir
+    signing_key = ensure_node_key(path)
+    document = {
+        "data_dir": str(path),
+        "public_key": signing_key.public_key.hex(),
+        "did": signing_key.did,
+    }
+
+    def human() -> None:
+        output.stdout.print(f"node key    {document['public_key']}")
+        output.stdout.print(f"did         {document['did']}")
+        output.stdout.print(f"stored in   {path} (node_key.json, encrypted with node_key.secret)")
+
+    output.emit(document, human)
 
 
 # -- status ---------------------------------------------------------------------------------------------

@@ -128,20 +128,22 @@ def init_data_dir(data_dir: Path, genesis: Mapping[str, Any], node_key: SigningK
     """Create a node's data directory: genesis, node key (encrypted with a key file), database at height 0.
 
     ``node_key`` is the node's signing key (a validator's key must be known before its genesis is
-    written); a new one is generated when it is not given.
+    written); without one, a key already made by :func:`ensure_node_key` is kept, or a new one made.
     """
     data_dir = Path(data_dir)
     if (data_dir / DB_FILE).exists():
         raise ConfigError(f"{data_dir} already holds a ledger; choose another directory or remove it")
     data_dir.mkdir(parents=True, exist_ok=True)
+    if node_key is not None or not (data_dir / NODE_KEY_FILE).exists():
+        new_key_file(data_dir / NODE_SECRET_FILE, overwrite=True)
+        create_keystore(
+            data_dir / NODE_KEY_FILE,
+            node_key or SigningKey.generate(),
+            key_file=data_dir / NODE_SECRET_FILE,
+            label="node",
+            overwrite=True,
+        )
     (data_dir / GENESIS_FILE).write_bytes(canonical_encode(dict(genesis)))
-    new_key_file(data_dir / NODE_SECRET_FILE)
-    create_keystore(
-        data_dir / NODE_KEY_FILE,
-        node_key or SigningKey.generate(),
-        key_file=data_dir / NODE_SECRET_FILE,
-        label="node",
-    )
     app = build_app()
     result = execute_genesis(genesis, app)
     storage = Storage(data_dir / DB_FILE)
@@ -150,6 +152,26 @@ def init_data_dir(data_dir: Path, genesis: Mapping[str, Any], node_key: SigningK
         storage.commit_block(result.header, None, (), (), (), result.changes)
     finally:
         storage.close()
+
+
+def ensure_node_key(data_dir: Path) -> SigningKey:
+    """The node key in ``data_dir``, made (encrypted with a key file there) if it does not exist yet.
+
+    A validator's key must be in the genesis, so on a new cluster each machine makes its key first
+    (``autarky node key``), one machine writes the genesis naming them, and every machine then
+    initialises its data directory from that genesis, keeping its key.
+    """
+    data_dir = Path(data_dir)
+    if not (data_dir / NODE_KEY_FILE).exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        new_key_file(data_dir / NODE_SECRET_FILE, overwrite=True)
+        create_keystore(
+            data_dir / NODE_KEY_FILE,
+            SigningKey.generate(),
+            key_file=data_dir / NODE_SECRET_FILE,
+            label="node",
+        )
+    return load_keystore(data_dir / NODE_KEY_FILE, key_file=data_dir / NODE_SECRET_FILE)
 
 
 class Node:
