@@ -1071,8 +1071,6 @@ async def _throughput(
         peak_rate = len(peak_subs) / (committed_at - peak_start)
         final_rate = len(peak_subs) / (final_at - peak_start)
         _say(start, f"peak: {peak_rate:.0f} transfers/s committed on every node, {final_rate:.0f}/s final")
-
-        _say(start, f"peak: {peak_rate:.0f} transfers/s committed on every node, {final_rate:.0f}/s final")
     finally:
         progress.cancel()
     rate = peak_rate / 2 if latency_rate is None else latency_rate

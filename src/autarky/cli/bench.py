@@ -134,13 +134,11 @@ def cluster(
     acknowledged, lost (must be 0), applied_twice (must be 0), conserved and
     roots_equal (must be true).
 
-    Examples:
+    Example:  autarky bench cluster --nodes 3 --json
 
-      autarky bench cluster --nodes 3 --json
+    Example:  autarky bench cluster --nodes 3 --fault kill-server --json
 
-      autarky bench cluster --nodes 3 --fault kill-server --json
-
-      autarky bench cluster --fault kill-node --transfers 2000 --dir /tmp/bc
+    Example:  autarky bench cluster --fault kill-node --transfers 2000 --dir /tmp/bc
     """
     from autarky.bench.cluster import FAULTS, ClusterBenchError, run_cluster_bench
     from autarky.cli.errors import OperationFailed
