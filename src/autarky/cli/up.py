@@ -6,15 +6,24 @@ the fleet's keys; later runs reuse it (``--fresh`` starts over). The fleet (see
 second, some of which the machines' guardrails refuse. A live summary refreshes until Ctrl-C; with
 ``--duration`` the run ends by itself, and with ``--json`` it prints one JSON object at the end
 (progress goes to stderr).
+
+``--engine nats`` runs the same demo on a local cluster instead (:mod:`autarky.cluster`): three
+nats-servers and three node processes, every node a validator, in ``<workspace>/cluster`` (reused on
+the next run, like the embedded ledger). The fleet submits through node 0's API (all of a sender's
+transactions go to one node); the dashboard is node 0's. The summary then also says where every
+node stands and whether all agree on the state root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import enum
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,10 +42,21 @@ from autarky.demo.workspace import DEFAULT_WORKSPACE, Workspace, open_workspace,
 from autarky.node.node import Node
 
 if TYPE_CHECKING:
+    from autarky.cluster import LocalAutarkyCluster
     from autarky.demo.fleet import Fleet
+    from autarky.web.client import AutarkyClient
 
 DEMO_HOST = "127.0.0.1"
 PROGRESS_EVERY_S = 5.0
+CLUSTER_DIR = "cluster"
+CLUSTER_NODES = 3
+CLUSTER_SERVERS = 3
+CLUSTER_START_TIMEOUT_S = 90.0
+
+
+class EngineChoice(enum.StrEnum):
+    embedded = "embedded"
+    nats = "nats"
 
 
 def up(
@@ -66,15 +86,27 @@ def up(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary at the end; progress goes to stderr.")
     ] = False,
+    engine: Annotated[
+        EngineChoice,
+        typer.Option(
+            "--engine",
+            help=(
+                "embedded: one node in this process. nats: a local cluster of 3 nats-servers and 3 node "
+                "processes (in <workspace>/cluster); --port is then node 0's API port."
+            ),
+        ),
+    ] = EngineChoice.embedded,
 ) -> None:
     """Run an embedded node, the API and dashboard on 127.0.0.1, and a demo fleet of machines trading on it.
 
     The fleet: a solar inverter selling energy to two households, an EV charger paid by a car (and
     buying energy), a weather sensor paid per reading by a farm controller, all owned by a site
     operator who set their guardrails. Their keys are demo keys stored UNENCRYPTED in the workspace.
+    With --engine nats the same fleet trades on a local 3-node cluster on the nats engine.
 
     Example:  autarky up                          (Ctrl-C to stop)
     Example:  autarky up --duration 20 --json --port 0
+    Example:  autarky up --engine nats            (3 nats-servers, 3 nodes; dashboard of node 0)
     """
     from autarky.demo.fleet import NAMES, OWNER  # loads the web client (FastAPI) only for this command
 
@@ -83,9 +115,11 @@ def up(
     if fresh:
         remove_workspace(data_dir)
     workspace = open_workspace(data_dir, NAMES, OWNER)
-    summary = run(
-        _run(config, workspace, DEMO_HOST, config.api.port if port is None else port, rate, duration, seed)
-    )
+    chosen_port = config.api.port if port is None else port
+    if engine is EngineChoice.nats:
+        summary = run(_run_cluster(config, workspace, chosen_port, rate, duration, seed))
+    else:
+        summary = run(_run(config, workspace, DEMO_HOST, chosen_port, rate, duration, seed))
     output.emit(summary, lambda: _print_summary(summary))
 
 
@@ -102,7 +136,9 @@ async def _run(
     from autarky.web.client import AutarkyClient
     from autarky.web.server import start_api
 
-    settings = dataclasses.replace(config.node_settings(), data_dir=workspace.node_dir)
+    # The embedded demo is embedded whatever node.engine says (--engine nats is the cluster demo).
+    embedded = config.model_copy(update={"node": config.node.model_copy(update={"engine": "embedded"})})
+    settings = dataclasses.replace(embedded.node_settings(), data_dir=workspace.node_dir)
     node = await Node.open(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,7 +168,7 @@ async def _run(
             if duration is not None:
                 loop.call_later(duration, stop.set)
             runner = asyncio.create_task(fleet.run(stop), name="demo-fleet")
-            await _watch(fleet, node, runner, dashboard, workspace, start_height)
+            await _watch(fleet, lambda: node.height, runner, dashboard, workspace, start_height)
             await runner
             status = await client.status()
         return _summary(
@@ -145,6 +181,175 @@ async def _run(
             await server.stop()
         await node.stop()
         output.note("stopped cleanly")
+
+
+async def _run_cluster(
+    config: Config,
+    workspace: Workspace,
+    port: int,
+    rate: float,
+    duration: float | None,
+    seed: int | None,
+) -> dict[str, Any]:
+    """The demo on a local nats cluster: start it, run the fleet against node 0, stop everything."""
+    from autarky.cluster import ClusterError
+    from autarky.demo.fleet import Fleet
+    from autarky.engines.nats_server import NatsOpsError
+    from autarky.web.client import AutarkyClient
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    started = time.monotonic()
+    cluster: LocalAutarkyCluster | None = None
+    try:
+        try:
+            cluster = _open_cluster(workspace, port)
+            output.note(
+                f"starting {len(cluster.nats.servers)} nats-servers and {len(cluster.nodes)} nodes in "
+                f"{cluster.base_dir}…"
+            )
+            if not await _start_unless_stopped(cluster, stop):
+                output.error("interrupted while the cluster was starting; everything it started is stopped")
+                raise typer.Exit(130)
+        except (ClusterError, NatsOpsError) as exc:
+            raise UsageProblem(
+                f"cannot start the demo cluster: {exc}"
+                + (" (pass --port 0 for a free port)" if "cannot listen" in str(exc) else "")
+            ) from exc
+        api = cluster.api_urls[0]
+        dashboard = f"{api}/"
+        _announce(workspace, dashboard, api)
+        _announce_cluster(cluster)
+        async with AutarkyClient(api) as client:
+            fleet = Fleet(client, workspace.keys, rate=rate, seed=seed, log=output.note)
+            registered = await fleet.bootstrap()
+            if registered:
+                output.note(f"registered {registered} machines on the ledger")
+            heights = _HeightProbe(int((await client.status())["height"]))
+            start_height = heights.height
+            probe = asyncio.create_task(heights.follow(client), name="demo-height")
+            if duration is not None:
+                loop.call_later(duration, stop.set)
+            runner = asyncio.create_task(fleet.run(stop), name="demo-fleet")
+            try:
+                await _watch(fleet, lambda: heights.height, runner, dashboard, workspace, start_height)
+                await runner
+            finally:
+                probe.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await probe
+            try:
+                agreed: dict[str, Any] = await cluster.wait_converged(30)
+            except ClusterError as exc:
+                output.warn(str(exc))
+                agreed = {"error": str(exc)}
+            status = await client.status()
+            nodes = await cluster.status()
+        summary = _summary(fleet, workspace, dashboard, api, status, start_height, time.monotonic() - started)
+        summary.update(_cluster_summary(cluster, nodes, agreed))
+        return summary
+    finally:
+        if cluster is not None:
+            output.note("stopping the cluster: nodes first, then the nats-servers…")
+            await asyncio.to_thread(cluster.stop)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        output.note("stopped cleanly")
+
+
+def _open_cluster(workspace: Workspace, port: int) -> LocalAutarkyCluster:
+    """The workspace's cluster, created on first use with the demo genesis (operator funded)."""
+    from autarky.cluster import LocalAutarkyCluster
+    from autarky.cluster.local import CLUSTER_FILE
+    from autarky.demo.fleet import OWNER
+    from autarky.demo.workspace import OWNER_SUPPLY
+    from autarky.node.genesis import DEFAULT_ASSET
+
+    base_dir = workspace.root / CLUSTER_DIR
+    api_ports = [port] if port else []
+    if (base_dir / CLUSTER_FILE).exists():
+        return LocalAutarkyCluster.open(base_dir, fresh_ports=True, api_ports=api_ports)
+    owner = workspace.did(OWNER)
+    return LocalAutarkyCluster.create(
+        base_dir,
+        CLUSTER_NODES,
+        CLUSTER_SERVERS,
+        chain_id=workspace.chain_id,
+        genesis_extra_allocations=[(owner, DEFAULT_ASSET, OWNER_SUPPLY)],
+        genesis_identities=[{"did": owner, "kind": "operator", "metadata": {"name": OWNER}}],
+        genesis_time_ms=workspace.created_ms,
+        api_ports=api_ports,
+    )
+
+
+async def _start_unless_stopped(cluster: LocalAutarkyCluster, stop: asyncio.Event) -> bool:
+    """Start the cluster; False (everything stopped again) if Ctrl-C or SIGTERM came first."""
+    starting = asyncio.create_task(cluster.start(CLUSTER_START_TIMEOUT_S), name="demo-cluster-start")
+    signalled = asyncio.create_task(stop.wait(), name="demo-cluster-signal")
+    await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()  # start() stops whatever it started before the cancellation propagates
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return False
+    signalled.cancel()
+    starting.result()
+    return True
+
+
+class _HeightProbe:
+    """Node 0's height, polled through the API (the nodes run in other processes)."""
+
+    def __init__(self, height: int) -> None:
+        self.height = height
+
+    async def follow(self, client: AutarkyClient) -> None:
+        from autarky.web.client import ClientError
+
+        while True:
+            with contextlib.suppress(ClientError):
+                self.height = int((await client.status())["height"])
+            await asyncio.sleep(0.5)
+
+
+def _announce_cluster(cluster: LocalAutarkyCluster) -> None:
+    lines = [
+        f"  engine nats: {len(cluster.nodes)} nodes, {len(cluster.nats.servers)} nats-servers, "
+        f"data in {cluster.base_dir}"
+    ]
+    lines += [f"  node {node.index} API {node.api_url}" for node in cluster.nodes]
+    lines += [f"  NATS {server.name} {server.url}" for server in cluster.nats.servers]
+    lines.append(f"  try: autarky cluster status --dir {cluster.base_dir}")
+    for line in lines:
+        if output.json_mode() or not sys.stdout.isatty():
+            output.note(line)
+        else:
+            output.stdout.print(Text(line))
+
+
+def _cluster_summary(
+    cluster: LocalAutarkyCluster, nodes: list[dict[str, Any]], agreed: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "engine": "nats",
+        "cluster_dir": str(cluster.base_dir),
+        "converged": agreed,
+        "nodes": [
+            {
+                "index": entry["index"],
+                "api_url": entry["api_url"],
+                "height": entry.get("height"),
+                "state_root": entry.get("state_root"),
+                "final_height": entry.get("final_height"),
+                "fault": entry.get("fault"),
+                **({"error": entry["error"]} if "error" in entry else {}),
+            }
+            for entry in nodes
+        ],
+        "nats_servers": cluster.server_urls,
+    }
 
 
 def _workspace_state(workspace: Workspace) -> str:
@@ -169,7 +374,7 @@ def _announce(workspace: Workspace, dashboard: str, api: str) -> None:
 
 async def _watch(
     fleet: Fleet,
-    node: Node,
+    height: Callable[[], int],
     runner: asyncio.Task[None],
     dashboard: str,
     workspace: Workspace,
@@ -178,25 +383,25 @@ async def _watch(
     """Show progress until the fleet stops: a live table on a terminal, else a line every few seconds."""
     if not output.json_mode() and output.stdout.is_terminal:
         with Live(
-            _render(fleet, node, dashboard, workspace, start_height),
+            _render(fleet, height(), dashboard, workspace, start_height),
             console=output.stdout,
             refresh_per_second=4,
             transient=False,
         ) as live:
             while not runner.done():
                 await asyncio.wait({runner}, timeout=0.5)
-                live.update(_render(fleet, node, dashboard, workspace, start_height))
+                live.update(_render(fleet, height(), dashboard, workspace, start_height))
         return
     while not runner.done():
         await asyncio.wait({runner}, timeout=PROGRESS_EVERY_S)
         stats = fleet.stats
         output.note(
-            f"height {node.height}: {stats.committed} committed, {stats.failed} refused "
+            f"height {height()}: {stats.committed} committed, {stats.failed} refused "
             f"({', '.join(f'{code} {count}' for code, count in stats.codes.most_common(3)) or 'none'})"
         )
 
 
-def _render(fleet: Fleet, node: Node, dashboard: str, workspace: Workspace, start_height: int) -> Group:
+def _render(fleet: Fleet, height: int, dashboard: str, workspace: Workspace, start_height: int) -> Group:
     from autarky.demo.fleet import ASSET, MACHINES, NAMES, OWNER
 
     stats = fleet.stats
@@ -205,8 +410,8 @@ def _render(fleet: Fleet, node: Node, dashboard: str, workspace: Workspace, star
         ("Dashboard ", "bold"),
         (dashboard, "bold cyan underline"),
         "\n",
-        f"chain {workspace.chain_id} · height {node.height} · ",
-        f"{node.height - start_height} blocks this run · ",
+        f"chain {workspace.chain_id} · height {height} · ",
+        f"{height - start_height} blocks this run · ",
         (f"{stats.committed} committed", "green"),
         " · ",
         (f"{stats.failed} refused", "red" if stats.failed else ""),
