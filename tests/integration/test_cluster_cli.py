@@ -4,7 +4,8 @@ One run: ``cluster up --nodes 3 --dir D --json`` starts 3 nats-servers and 3 nod
 one JSON object with every address and pid; signed transfers from the genesis-funded faucet go to
 node 0; all three nodes must reach the same height and state root, with a quorum certificate at or
 above the last transfer's block; ``cluster status --json`` must agree; then SIGINT to ``cluster up``
-must stop every process it started (checked by pid) and exit 0.
+must stop every process it started (checked by pid) and exit 0. And ``node start`` on the nats
+engine refuses a server without ``sync_interval: always`` with one clear line.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import pytest
 
 from autarky.crypto.keys import SigningKey
 from autarky.crypto.keystore import load_keystore
+from autarky.engines.nats_server import LocalCluster
+from autarky.node.genesis import dev_genesis
+from autarky.node.node import init_data_dir
 from autarky.web.client import AutarkyClient
 
 pytestmark = pytest.mark.slow
@@ -239,3 +243,35 @@ def test_cluster_status_without_a_cluster_is_a_usage_error(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert "holds no cluster" in result.stderr
+
+
+def test_node_start_refuses_a_server_without_sync_always(tmp_path: Path) -> None:
+    """``node start`` with engine nats checks every server first and names what to change."""
+    cluster = LocalCluster.create(tmp_path / "nats", 1, sync_always=False)
+    try:
+        asyncio.run(cluster.start())
+        key = SigningKey.generate()
+        genesis = dev_genesis("lax-chain", time_ms=0, allocations=[], validators=[key.public_key.raw])
+        init_data_dir(tmp_path / "node", genesis, key)
+        config = tmp_path / "autarky.toml"
+        config.write_text(
+            f'[node]\ndata_dir = "{tmp_path / "node"}"\nengine = "nats"\n\n'
+            f'[nats]\nservers = ["{cluster.urls[0]}"]\nmonitor_urls = ["{cluster.monitor_urls[0]}"]\n'
+            "replicas = 1\n\n[api]\nport = 0\n",
+            encoding="utf-8",
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "autarky.cli", "--config", str(config), "node", "start"],
+            cwd=tmp_path,
+            env=_env(tmp_path / "state"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        cluster.stop()
+    assert result.returncode == 1, result.stderr
+    assert "nats-server requirements not met" in result.stderr
+    assert "sync_interval: always" in result.stderr
+    assert "Traceback" not in result.stderr
