@@ -127,7 +127,7 @@ def up(
 
     Example:  autarky cluster up                      (3 nodes, 3 servers; Ctrl-C to stop)
     Example:  autarky cluster up --nodes 3 --servers 3 --dir ./my-cluster --json
-    Example:  autarky --node http://127.0.0.1:PORT --keys-dir DIR/keys wallet send faucet DID 100
+    Example:  autarky --node URL --keys-dir DIR/keys wallet send --from faucet --to DID --amount 100
     """
     output.set_json_mode(json_out)
     if replicas is not None and replicas > servers:
