@@ -145,6 +145,7 @@ class NatsSection(BaseModel):
     tls_cert: str | None = None
     tls_key: str | None = None
     check_servers: bool = True
+    resend_after_s: float = Field(5.0, gt=0, le=3600)
 
     @field_validator("servers", "monitor_urls", mode="before")
     @classmethod
@@ -198,6 +199,7 @@ class NatsSection(BaseModel):
             tls_cert=self.tls_cert,
             tls_key=self.tls_key,
             check_servers=self.check_servers,
+            resend_after_s=self.resend_after_s,
         )
 
 

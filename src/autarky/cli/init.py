@@ -128,6 +128,13 @@ def init(
     others run `autarky init --genesis genesis.json --nats-server ...`.
     """
     output.set_json_mode(json_out)
+    if nats_servers and not nats_monitors:
+        raise UsageProblem(
+            "--nats-server needs --nats-monitor too: the node checks each server's version and "
+            "`sync_interval: always` on its monitoring port (http://<host>:8222) before it starts"
+        )
+    if genesis_file is not None and validators:
+        raise UsageProblem("--validator builds a new genesis; the one in --genesis names its own validators")
     ctx = current()
     config_file = ctx.config_file
     wrote_config = False
@@ -188,8 +195,6 @@ def init(
             )
         except GenesisError as exc:
             raise UsageProblem(str(exc)) from exc
-    if genesis_file is not None and validators:
-        raise UsageProblem("--validator builds a new genesis; the one in --genesis names its own validators")
     if genesis["chain_id"] != chain_id:
         raise UsageProblem(
             f"{genesis_file} is for chain {genesis['chain_id']!r}, the config for {chain_id!r}"

@@ -147,6 +147,8 @@ class NatsEngine(Engine):
             "servers": list(self.settings.servers),
             "connect_timeout": self.settings.connect_timeout_s,
             "max_reconnect_attempts": -1,
+            # The configured order is deliberate: a node's own (nearest) server first.
+            "dont_randomize": True,
             "reconnect_time_wait": 0.25,
             "name": f"autarky-{self.key.public_key.hex()[:12]}",
             "error_cb": self._error_cb,

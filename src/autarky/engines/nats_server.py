@@ -388,6 +388,9 @@ class LocalServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.config_path.parent,
+                # Its own session: a Ctrl-C at the terminal goes to the program that owns the
+                # cluster, which stops the nodes before the servers.
+                start_new_session=True,
             )
         self.process = process
         self.paused = False

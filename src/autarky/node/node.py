@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import multiprocessing
@@ -25,7 +26,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from autarky.crypto.domains import Domain
 from autarky.crypto.keys import SigningKey
@@ -174,6 +175,23 @@ def ensure_node_key(data_dir: Path) -> SigningKey:
     return load_keystore(data_dir / NODE_KEY_FILE, key_file=data_dir / NODE_SECRET_FILE)
 
 
+LOCK_FILE = "node.lock"
+
+
+def _lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """An exclusive lock on the data directory for this process: two nodes on one ledger would
+    both append blocks to it."""
+    handle = (data_dir / LOCK_FILE).open("a+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(
+            f"another node is already running on {data_dir} (it holds {data_dir / LOCK_FILE}); stop it first"
+        ) from None
+    return handle
+
+
 class Node:
     """One Autarky node over a data directory.
 
@@ -212,6 +230,7 @@ class Node:
         self._new_block = asyncio.Condition()
         self.started = False
         self.fault: str | None = None
+        self._lock: IO[bytes] | None = None
 
     def _make_engine(self) -> Engine:
         settings = self.settings
@@ -242,11 +261,17 @@ class Node:
         data_dir = Path(settings.data_dir)
         if not (data_dir / DB_FILE).exists():
             raise ConfigError(f"no ledger in {data_dir}: run `autarky init` first")
-        genesis = canonical_decode((data_dir / GENESIS_FILE).read_bytes())
-        key = load_keystore(data_dir / NODE_KEY_FILE, key_file=data_dir / NODE_SECRET_FILE)
-        storage = Storage(data_dir / DB_FILE, settings.checkpoint_blocks)
-        node = cls(settings, storage, genesis, key)
-        await asyncio.to_thread(node._load)
+        lock = _lock_data_dir(data_dir)
+        try:
+            genesis = canonical_decode((data_dir / GENESIS_FILE).read_bytes())
+            key = load_keystore(data_dir / NODE_KEY_FILE, key_file=data_dir / NODE_SECRET_FILE)
+            storage = Storage(data_dir / DB_FILE, settings.checkpoint_blocks)
+            node = cls(settings, storage, genesis, key)
+            node._lock = lock
+            await asyncio.to_thread(node._load)
+        except BaseException:
+            lock.close()
+            raise
         return node
 
     def _load(self) -> None:
@@ -299,6 +324,9 @@ class Node:
             self._admission_executor.shutdown(wait=True, cancel_futures=True)
         self._verify_pool.shutdown(wait=True)
         self.storage.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the data directory for the next node
+            self._lock = None
 
     async def __aenter__(self) -> Node:
         await self.start()
