@@ -58,7 +58,9 @@ state root, then audits every node through its API:
   the balances of every account that can hold any (genesis accounts, the bench's accounts, the fee
   collector) and the genesis supply;
 * ``roots_equal``: every node's state root at the cluster's final height (the lowest node's
-  certified height) is the same.
+  certified height) is the same, and the nodes converged (one height and state root on all of
+  them, :meth:`~autarky.cluster.local.LocalAutarkyCluster.wait_converged`); the first part alone
+  is ``roots_equal_at_final_height``.
 
 Worker processes that a SIGKILLed node leaves running are killed by the bench and counted in
 ``orphaned_workers_killed``. Both modes run the audit. Progress goes to stderr; the result is one
@@ -1016,6 +1018,10 @@ async def _cluster_run(
             report["heights"] = [None if s is None else int(s["height"]) for s in statuses]
             report["final_heights"] = [None if s is None else int(s["final_height"]) for s in statuses]
             report.update(audit)
+            # Equal roots at the lowest certified height are not enough when the nodes then went
+            # separate ways (one halted, say): roots_equal also needs them to have converged.
+            report["roots_equal_at_final_height"] = audit["roots_equal"]
+            report["roots_equal"] = audit["roots_equal"] and converged is not None
             report["retries"] = counters.retries
             report["batches"] = counters.batches
             report["request_failures"] = dict(counters.request_failures.most_common(10))
