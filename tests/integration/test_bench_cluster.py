@@ -111,9 +111,9 @@ def test_throughput_mode_reports_the_issue_figures(tmp_path: Path) -> None:
     )
     assert (report["nodes"], report["servers"], report["fault"], report["transfers"]) == (3, 3, None, 2000)
     assert report["elapsed_s"] > 0
-    # At least 200 transfers offered in the latency phase, every 5th a probe timed to finality.
+    # At least 200 transfers offered in the latency phase, every 10th a probe timed to finality.
     assert report["latency_transfers"] >= 200
-    assert report["latency_samples"] >= report["latency_transfers"] // 5
+    assert report["latency_samples"] >= report["latency_transfers"] // 10
     assert report["latency_not_final"] == 0
     assert report["final_transfers_per_s"] <= report["transfers_per_s"] * 1.001
     assert report["embedded"]["failed"] == 0

@@ -18,7 +18,7 @@ a sender never has two transactions in flight, so its sequence order is the stre
   (target >= 0.4);
 * ``p50_final_ms`` / ``p99_final_ms``: submit-to-final latency at half the cluster's measured rate,
   offered open-loop for ``latency_s`` (target p99 < 500 ms). The load goes in batches every 20 ms
-  per node as in the peak; every 5th transfer (a *probe*) is instead sent alone with
+  per node as in the peak; every 10th transfer (a *probe*) is instead sent alone with
   ``POST /api/v1/tx?final=true``, which the node answers once the block holding it is certified:
   a probe's latency is from sending it to that answer.
 
@@ -109,7 +109,7 @@ ASSET = "aut"
 FUNDS = 10**12
 POLL_S = 0.05
 LATENCY_TICK_S = 0.02
-PROBE_EVERY = 5
+PROBE_EVERY = 10
 BATCH = 250
 INFLIGHT_PER_NODE = 4
 GIVE_UP_S = 180.0
@@ -1134,6 +1134,7 @@ async def _latency(
     final_ms: list[float] = []
     commit_ms: list[float] = []
     not_final = 0
+    heights = {chain.receipts[h][0][0] for h in (sub.tx.hash.hex() for sub in subs) if h in chain.receipts}
     for sub in subs:
         entries = chain.receipts.get(sub.tx.hash.hex())
         if sub.first_sent is None or sub.acked_by is None or entries is None:
@@ -1161,6 +1162,7 @@ async def _latency(
         "latency_transfers": len(subs),
         "latency_method": method,
         "latency_samples": len(final_ms),
+        "latency_blocks": len(heights),
         "latency_not_final": not_final,
         "p50_final_ms": round(statistics.median(final_ms), 1) if final_ms else None,
         "p99_final_ms": round(_percentile(final_ms, 0.99), 1) if final_ms else None,

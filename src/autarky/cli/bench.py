@@ -113,6 +113,15 @@ def cluster(
     accounts: Annotated[int, typer.Option("--accounts", min=2, help="Sending accounts.")] = 2_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the accounts' keys.")] = 1,
     latency_s: Annotated[float, typer.Option("--latency-seconds", min=0.5, help="Latency phase, s.")] = 5.0,
+    latency_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--latency-rate",
+            min=1,
+            help="Transfers/s offered in the latency phase (default: half the measured peak).",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -152,7 +161,15 @@ def cluster(
     output.note(f"running the cluster benchmark ({what}; one to three minutes), progress on stderr…")
     try:
         report = run_cluster_bench(
-            nodes, transfers, fault, seed, data_dir, accounts=accounts, rate=rate, latency_s=latency_s
+            nodes,
+            transfers,
+            fault,
+            seed,
+            data_dir,
+            accounts=accounts,
+            rate=rate,
+            latency_s=latency_s,
+            latency_rate=latency_rate,
         )
     except (ClusterBenchError, ClusterError, NatsOpsError) as exc:
         raise OperationFailed(str(exc), code="bench.cluster_failed") from exc
