@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,17 +36,20 @@ from autarky.crypto.keys import SigningKey
 from autarky.engines.base import BatchSink, Engine, OrderedBatch
 from autarky.engines.ordering import (
     CUT,
+    MAX_BUNDLE_TXS,
     TX,
     VOTE,
     LogDeriver,
     LogIntegrityError,
     LogPosition,
     kind_of,
+    make_bundle,
     make_vote,
     subject,
+    unbundle,
 )
 from autarky.ledger.block import BlockHeader
-from autarky.ledger.tx import SignedTx
+from autarky.ledger.tx import SignedTx, decode_tx
 
 log = logging.getLogger("autarky.engine.nats")
 
@@ -87,6 +92,22 @@ class NatsSettings:
         return self.stream or "AUTARKY_" + chain_id.upper().replace("-", "_")
 
 
+BUNDLE_BYTES = 256 * 1024
+
+
+def _bundles(raws: Sequence[bytes]) -> list[list[bytes]]:
+    """Consecutive groups of at most ``MAX_BUNDLE_TXS`` transactions and about ``BUNDLE_BYTES``."""
+    groups: list[list[bytes]] = []
+    size = 0
+    for raw in raws:
+        if not groups or len(groups[-1]) >= MAX_BUNDLE_TXS or size + len(raw) > BUNDLE_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(raw)
+        size += len(raw) + 3
+    return groups
+
+
 class NatsEngine(Engine):
     name = "nats"
     remote_ordering = True
@@ -101,6 +122,7 @@ class NatsEngine(Engine):
         is_committed: Callable[[bytes], bool],
         on_vote: Callable[[bytes], None],
         on_fault: Callable[[str], None],
+        committed_among: Callable[[list[bytes]], AbstractSet[bytes]] | None = None,
     ) -> None:
         self.settings = settings
         self.chain_id = chain_id
@@ -110,6 +132,10 @@ class NatsEngine(Engine):
         self._is_committed = is_committed
         self._on_vote = on_vote
         self._on_fault = on_fault
+        self._committed_among = committed_among
+        # Transactions this node admitted (decoded and checked already), until the deriver meets
+        # them in the log: decoding them again would give the same SignedTx.
+        self._admitted: dict[bytes, SignedTx] = {}
         self.stream = settings.stream_name(chain_id)
         self._subjects = {kind: subject(chain_id, kind) for kind in (TX, CUT, VOTE)}
         self._nc: Any = None
@@ -185,7 +211,7 @@ class NatsEngine(Engine):
             storage=StorageType.FILE,
             num_replicas=self.settings.replicas,
             duplicate_window=self.settings.duplicate_window_s,
-            max_msg_size=128 * 1024,
+            max_msg_size=BUNDLE_BYTES + 64 * 1024,
         )
         try:
             info = await self._js.stream_info(self.stream)
@@ -202,6 +228,9 @@ class NatsEngine(Engine):
                     if time.monotonic() > deadline:
                         raise EngineUnavailable(f"cannot create stream {self.stream}: {exc}") from exc
                     await asyncio.sleep(0.25)
+        if (info.config.max_msg_size or 0) not in (-1, 0) and info.config.max_msg_size < config.max_msg_size:
+            info.config.max_msg_size = config.max_msg_size  # bundles need room; an older stream gets it
+            info = await self._js.update_stream(info.config)
         storage = str(getattr(info.config.storage, "value", info.config.storage))
         if storage != "file" or (info.config.num_replicas or 1) < min(self.settings.replicas, 3):
             raise EngineUnavailable(
@@ -214,7 +243,14 @@ class NatsEngine(Engine):
             await self.connect()
         position = self._position()
         assert position.height == next_height - 1, "log position and node height disagree"
-        self._deriver = LogDeriver(self.chain_id, position, self._validators, self._is_committed)
+        self._deriver = LogDeriver(
+            self.chain_id,
+            position,
+            self._validators,
+            self._is_committed,
+            committed_among=self._committed_among,
+            decode=self._decode,
+        )
         self._tasks = [
             asyncio.create_task(self._consume(sink), name="nats-consume"),
             asyncio.create_task(self._cut_loop(), name="nats-cut"),
@@ -250,55 +286,72 @@ class NatsEngine(Engine):
 
     # -- publishing -------------------------------------------------------------------------------------
     async def publish(self, txs: Sequence[SignedTx]) -> list[BaseException | None]:
-        """Append transactions to the stream; one entry per transaction, None where acknowledged."""
+        """Append transactions to the stream, in bundles; None for each one JetStream acknowledged."""
         if self._js is None:
             return [EngineUnavailable("the engine is not connected") for _ in txs]
-        tx_subject = self._subjects[TX]
-        futures = []
-        for tx in txs:
-            futures.append(self._js.publish(tx_subject, tx.raw, headers={"Nats-Msg-Id": tx.hash.hex()}))
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        groups = _bundles([tx.raw for tx in txs])
+        results = await asyncio.gather(
+            *(self._append(make_bundle(group), None) for group in groups), return_exceptions=True
+        )
         now = time.monotonic()
         answers: list[BaseException | None] = []
-        for tx, result in zip(txs, results, strict=True):
-            if isinstance(result, BaseException):
-                answers.append(EngineUnavailable(f"not stored: {result}"))
-            else:
-                self._outbox[tx.hash] = [tx.raw, now, 0]
-                answers.append(None)
+        position = 0
+        for group, result in zip(groups, results, strict=True):
+            for _ in group:
+                tx = txs[position]
+                position += 1
+                if isinstance(result, BaseException):
+                    answers.append(EngineUnavailable(f"not stored: {result}"))
+                else:
+                    self._outbox[tx.hash] = [tx.raw, now, 0]
+                    self._admitted[tx.hash] = tx
+                    answers.append(None)
         return answers
 
+    def _decode(self, raw: bytes) -> SignedTx:
+        tx = self._admitted.pop(hashlib.sha256(raw).digest(), None) if self._admitted else None
+        if tx is not None and tx.raw == raw:
+            return tx
+        return decode_tx(raw)
+
+    async def _append(self, payload: bytes, attempt: int | None) -> Any:
+        # The message id is the entry's hash (with the attempt when sent again: the stream may
+        # remember an id without holding its entry).
+        msg_id = hashlib.sha256(payload).hexdigest() + ("" if attempt is None else f".{attempt}")
+        return await self._js.publish(self._subjects[TX], payload, headers={"Nats-Msg-Id": msg_id})
+
     async def _resend_loop(self) -> None:
+        """Send again what this node acknowledged but its own consumer has not read back in time."""
         while not self._stopping:
             await asyncio.sleep(1.0)
             if self._halted is not None or self._js is None:
                 continue
             now = time.monotonic()
-            due = [
-                (tx_hash, entry)
-                for tx_hash, entry in self._outbox.items()
-                if now - entry[1] >= self.settings.resend_after_s
-            ]
-            for tx_hash, entry in due[:1000]:
+            due = [entry for entry in self._outbox.values() if now - entry[1] >= self.settings.resend_after_s]
+            if not due:
+                continue
+            for entry in due:
                 entry[1], entry[2] = now, entry[2] + 1
-                # A new message id: the stream may remember the old one without holding the entry.
-                headers = {"Nats-Msg-Id": f"{tx_hash.hex()}.{entry[2]}"}
-                try:
-                    await self._js.publish(self._subjects[TX], entry[0], headers=headers)
-                    self.resent += 1
-                except Exception as exc:
-                    log.debug("resend failed: %s", exc)
-            if due:
-                log.warning(
-                    "sent %d acknowledged transactions again (not in a block after %.0f s)",
-                    min(len(due), 1000),
-                    self.settings.resend_after_s,
-                )
+            groups = _bundles([entry[0] for entry in due])
+            results = await asyncio.gather(
+                *(self._append(make_bundle(group), due[0][2]) for group in groups), return_exceptions=True
+            )
+            self.resent += sum(
+                len(group)
+                for group, result in zip(groups, results, strict=True)
+                if not isinstance(result, BaseException)
+            )
+            log.warning(
+                "sent %d acknowledged transactions again (not read back from the stream after %.0f s)",
+                len(due),
+                self.settings.resend_after_s,
+            )
 
     def block_applied(self, header: BlockHeader, tx_hashes: Sequence[bytes] = ()) -> None:
         """The node stored ``header``: forget its transactions from the outbox; as a validator, vote."""
-        for tx_hash in tx_hashes:
-            self._outbox.pop(tx_hash, None)
+        if self._outbox:
+            for tx_hash in tx_hashes:
+                self._outbox.pop(tx_hash, None)
         if self._halted is not None or self._js is None:
             return
         if self.key.public_key.raw not in self._validators():
@@ -392,6 +445,10 @@ class NatsEngine(Engine):
                     deriver.last_seq = seq
                     self._on_vote(msg.data)
                 continue
+            if kind == TX and self._outbox:
+                # Read back from the stream: no need to send it again.
+                for raw in unbundle(msg.data):
+                    self._outbox.pop(hashlib.sha256(raw).digest(), None)
             block = deriver.feed(seq, kind, msg.data)
             if kind == TX and deriver.pending and self._pending_since is None:
                 self._pending_since = time.monotonic()
@@ -474,6 +531,7 @@ class NatsEngine(Engine):
             "server_version": self.server_version,
             "log_sequence": None if deriver is None else deriver.last_seq,
             "pending_entries": None if deriver is None else deriver.pending,
+            "pending_txs": None if deriver is None else deriver.pending_txs,
             "ignored_cuts": None if deriver is None else deriver.ignored_cuts,
             "cuts_won": self.cuts_won,
             "cuts_lost": self.cuts_lost,

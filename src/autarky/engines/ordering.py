@@ -6,8 +6,10 @@ code below; nothing here does I/O, reads a clock or trusts whoever wrote an entr
 
 The log holds three kinds of entry, told apart by subject (``autarky.<chain>.tx|cut|vote``):
 
-* **tx**: the raw bytes of one signed transaction (its message id is the transaction hash, so
-  JetStream drops a duplicate inside its window; that is only a first filter).
+* **tx**: signed transactions: one transaction's raw bytes, or a *bundle*, the canonical CBOR array
+  of several (:func:`make_bundle`; a node appends what it admitted together as one entry, so the
+  stream's per-message cost is paid per bundle). The message id is the hash of the entry, so
+  JetStream drops a duplicate inside its window; that is only a first filter.
 * **cut**: a block boundary, written by a validator. Its body (canonical CBOR)::
 
       {"v": 1, "chain": id, "height": h, "prev": hash of the previous valid cut (block 0: the
@@ -30,9 +32,10 @@ previous one or not before the cut itself. A validator's cut that skips a height
 ``prev`` (a cut entry missing or altered: validators only append after reading the last cut), or
 whose digest disagrees with the entries this node read, is an integrity failure.
 
-Within a block, an entry is dropped (not executed) when it does not decode as a transaction,
-when its hash is already committed (``is_committed``: permanent de-duplication, R3) or when it
-appeared earlier in the same block. Everything else goes to the executor, which validates it.
+Within a block, a transaction is dropped (not executed) when it does not decode, when its hash is
+already committed (``is_committed``: permanent de-duplication, R3) or when it appeared earlier in
+the same block; an entry that is neither a transaction nor a bundle is dropped whole. Everything
+else goes to the executor, which validates it.
 Block time is the cut's time, never earlier than the previous block's.
 """
 
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,11 +192,38 @@ def _chain(previous: bytes, seq: int, payload_hash: bytes) -> bytes:
     return hashlib.sha256(previous + seq.to_bytes(8, "big") + payload_hash).digest()
 
 
+MAX_BUNDLE_TXS = 1000
+
+
+def make_bundle(raws: Sequence[bytes]) -> bytes:
+    """One tx entry holding several transactions (a single one is appended as itself)."""
+    assert raws, "an empty bundle"
+    return raws[0] if len(raws) == 1 else canonical_encode(list(raws))
+
+
+def unbundle(payload: bytes) -> list[bytes]:
+    """The transactions in a tx entry: a bundle's items, or the entry itself (a lone transaction,
+    or bytes the executor's decoder will refuse)."""
+    if payload[:1] == b"\x83":  # a transaction is a 3-item array; a bundle has 2 to 1000 items
+        return [payload]
+    try:
+        items = canonical_decode(payload)
+    except DecodeError:
+        return [payload]
+    if (
+        type(items) is list
+        and 2 <= len(items) <= MAX_BUNDLE_TXS
+        and all(type(item) is bytes for item in items)
+    ):
+        return items
+    return [payload]
+
+
 @dataclass(slots=True)
 class _Pending:
     seq: int
     payload_hash: bytes
-    payload: bytes
+    raws: list[bytes]
 
 
 class LogDeriver:
@@ -209,16 +240,24 @@ class LogDeriver:
         position: LogPosition,
         validators: Callable[[], Sequence[bytes]],
         is_committed: Callable[[bytes], bool],
+        *,
+        committed_among: Callable[[list[bytes]], AbstractSet[bytes]] | None = None,
+        decode: Callable[[bytes], SignedTx] = decode_tx,
     ) -> None:
         self.chain_id = chain_id
         self.position = position
         self._validators = validators
         self._is_committed = is_committed
+        # Optional faster equivalents: many hashes in one look-up; a decoder that may reuse a
+        # transaction this node already decoded (it must return exactly what decode_tx would).
+        self._committed_among = committed_among
+        self._decode = decode
         self._pending: list[_Pending] = []
         self._digests: list[bytes] = []  # running digest after each pending entry
         self.last_seq = position.through
         self.last_cut_entry_seq = position.cut_seq
         self.ignored_cuts = 0
+        self._pending_txs = 0
 
     def feed(self, seq: int, kind: str, payload: bytes) -> DerivedBlock | None:
         if seq <= self.last_seq:
@@ -227,8 +266,9 @@ class LogDeriver:
         if kind == TX:
             payload_hash = hashlib.sha256(payload).digest()
             previous = self._digests[-1] if self._digests else self.position.cut_hash
-            self._pending.append(_Pending(seq, payload_hash, payload))
+            self._pending.append(_Pending(seq, payload_hash, unbundle(payload)))
             self._digests.append(_chain(previous, seq, payload_hash))
+            self._pending_txs += len(self._pending[-1].raws)
             return None
         if kind != CUT:
             return None
@@ -259,6 +299,7 @@ class LogDeriver:
                 f"({count} entries): an entry is missing, altered or out of order"
             )
         taken, self._pending = self._pending[:count], self._pending[count:]
+        self._pending_txs -= sum(len(entry.raws) for entry in taken)
         txs, dropped = self._select(taken)
         time_ms = max(cut.time_ms, pos.time_ms)
         self.position = LogPosition(cut.height, cut.hash, cut.through, seq, time_ms)
@@ -266,16 +307,23 @@ class LogDeriver:
         return DerivedBlock(cut.height, time_ms, tuple(txs), self.position, dropped, cut)
 
     def _select(self, entries: list[_Pending]) -> tuple[list[SignedTx], int]:
-        txs: list[SignedTx] = []
-        in_block: dict[bytes, None] = {}
+        decoded: list[SignedTx] = []
         dropped = 0
         for entry in entries:
-            try:
-                tx = decode_tx(entry.payload)
-            except TxError:
-                dropped += 1
-                continue
-            if tx.hash in in_block or self._is_committed(tx.hash):
+            for raw in entry.raws:
+                try:
+                    decoded.append(self._decode(raw))
+                except TxError:
+                    dropped += 1
+        if self._committed_among is not None:
+            committed = self._committed_among([tx.hash for tx in decoded])
+            is_committed: Callable[[bytes], bool] = committed.__contains__
+        else:
+            is_committed = self._is_committed
+        txs: list[SignedTx] = []
+        in_block: dict[bytes, None] = {}
+        for tx in decoded:
+            if tx.hash in in_block or is_committed(tx.hash):
                 dropped += 1
                 continue
             in_block[tx.hash] = None
@@ -295,10 +343,21 @@ class LogDeriver:
         """Transaction entries read but not yet in a block."""
         return len(self._pending)
 
+    @property
+    def pending_txs(self) -> int:
+        """Transactions in those entries."""
+        return self._pending_txs
+
     def propose(self, key: SigningKey, time_ms: int, max_txs: int) -> tuple[bytes, int]:
-        """A cut closing the next block over up to ``max_txs`` pending entries, and the sequence
-        the cut subject's last entry must have for it to be appended (compare-and-set)."""
-        count = min(len(self._pending), max_txs)
+        """A cut closing the next block over the pending entries holding up to ``max_txs``
+        transactions (a bundle larger than that alone), and the sequence the cut subject's last entry must
+        have for it to be appended (compare-and-set)."""
+        count, txs = 0, 0
+        for entry in self._pending:
+            if txs + len(entry.raws) > max_txs and (count or max_txs <= 0):
+                break  # a bundle larger than max_txs still goes alone into a block
+            count += 1
+            txs += len(entry.raws)
         pos = self.position
         through = self._pending[count - 1].seq if count else pos.through
         digest = self._digests[count - 1] if count else pos.cut_hash

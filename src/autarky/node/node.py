@@ -250,6 +250,7 @@ class Node:
                 position=self.log_position,
                 validators=lambda: self.validators,
                 is_committed=lambda tx_hash: self.storage.tx_location(tx_hash) is not None,
+                committed_among=self.storage.known_hashes,
                 on_vote=self._on_vote,
                 on_fault=self._set_fault,
             )
