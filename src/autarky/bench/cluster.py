@@ -77,6 +77,7 @@ import heapq
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -437,13 +438,14 @@ class _Chain:
     receipts: dict[str, list[tuple[int, bool, str]]] = field(default_factory=dict)
 
 
-async def _read_chain(client: AutarkyClient, top: int, concurrency: int = 6) -> _Chain:
+async def _read_chain(client: AutarkyClient, top: int, concurrency: int = 6, above: int = 0) -> _Chain:
+    """Blocks ``above + 1`` .. ``top`` of one node (headers of all, bodies of those with transactions)."""
     chain = _Chain()
     next_from: int | None = top
-    while next_from is not None and next_from >= 1:
+    while next_from is not None and next_from > above:
         page = await client.blocks(from_height=next_from, limit=100)
         for header in page["blocks"]:
-            if header["height"] >= 1:
+            if header["height"] > above:
                 chain.headers[header["height"]] = header
         next_from = page["next_from"]
     busy = [h for h, header in chain.headers.items() if header["tx_count"] > 0]
@@ -478,10 +480,11 @@ def _balance_key(did: str) -> str:
     return f"{BALANCE_PREFIX}{did}/{ASSET}"
 
 
-async def _state_int(client: AutarkyClient, key: str) -> int:
-    """An integer in the node's committed state (0 when absent), read through ``GET /api/v1/proof``."""
+async def _state_int(client: AutarkyClient, key: str) -> tuple[int, int]:
+    """An integer in the node's committed state (0 when absent), read through ``GET /api/v1/proof``,
+    and the height of the state it was read from."""
     answer = await client.proof(key)
-    return 0 if answer.value is None else int(canonical_decode(answer.value))
+    return 0 if answer.value is None else int(canonical_decode(answer.value)), answer.header.height
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,23 +534,48 @@ async def _audit(
             continue
         _say(start, f"audit: reading node {index}'s chain up to height {status['height']}")
         chain = await _read_chain(client, int(status["height"]))
+        # The state is read key by key while the node may still add blocks: read it again until no
+        # block with transactions came after the chain that was read (so both describe one state).
+        for _attempt in range(5):
+            _say(start, f"audit: reading {len(accounts)} accounts on node {index}")
+            state_top = max(chain.headers, default=0)
+            # State proofs read single keys (GET /accounts/{did} lists an account's balances by
+            # scanning the whole state, far slower with thousands of accounts).
+            balance_reads = await _gather_bounded([_state_int(client, _balance_key(did)) for did in accounts])
+            sequence_reads = await _gather_bounded(
+                [_state_int(client, SEQUENCE_PREFIX + did) for did in accounts]
+            )
+            supply, supply_height = await _state_int(client, SUPPLY_PREFIX + ASSET)
+            read_top = max([supply_height, *(h for _, h in balance_reads), *(h for _, h in sequence_reads)])
+            later = await _read_chain(client, read_top, above=state_top)
+            if not any(header["tx_count"] for header in later.headers.values()):
+                break
+            chain = await _read_chain(client, read_top)
+        else:
+            raise ClusterBenchError(f"node {index} kept adding transactions while it was audited")
         header = chain.headers.get(final_height)
         roots.append(None if header is None else header["state_root"])
         missing = [h for h in acknowledged if h not in chain.receipts]
         confirmed_missing = []
+        pending = 0
         for tx_hash in missing:  # the block scan says missing: ask for it by hash before counting it
             try:
-                await client.tx(tx_hash)
+                record = await client.tx(tx_hash)
             except NotFound:
+                record = {"status": "unknown"}
+            if record.get("status") != "committed":
                 confirmed_missing.append(tx_hash)
+                pending += record.get("status") == "pending"
         lost_union.update(confirmed_missing)
         mine = {h: entries for h, entries in chain.receipts.items() if h in transfers}
         included_twice = sum(1 for entries in mine.values() if len(entries) > 1)
         ok_twice = sum(1 for entries in mine.values() if sum(1 for e in entries if e[1]) > 1)
         ok_once = {h for h, entries in mine.items() if any(e[1] for e in entries)}
         failed = {h: entries[0][2] for h, entries in mine.items() if not any(e[1] for e in entries)}
-        unchecked = {transfers[h].sender for h in failed}
-        if failed:
+        # A core.* failure (decode, chain, expiry, signature, signer, sequence, message type) changes
+        # nothing; any other failure keeps the fee and the sequence, which is not modelled here.
+        unchecked = {transfers[h].sender for h, code in failed.items() if not code.startswith("core.")}
+        if unchecked:
             unchecked.add(FEE_COLLECTOR)
 
         expected = Counter(genesis_balances)
@@ -559,16 +587,8 @@ async def _audit(
             expected[FEE_COLLECTOR] += transfer.fee
             ok_count[transfer.sender] += 1
 
-        _say(start, f"audit: reading {len(accounts)} accounts on node {index}")
-        # State proofs read single keys (GET /accounts/{did} lists an account's balances by scanning
-        # the whole state, far slower with thousands of accounts).
-        balance_values = await _gather_bounded([_state_int(client, _balance_key(did)) for did in accounts])
-        sequence_values = await _gather_bounded(
-            [_state_int(client, SEQUENCE_PREFIX + did) for did in accounts]
-        )
-        supply = await _state_int(client, SUPPLY_PREFIX + ASSET)
-        balances = dict(zip(accounts, balance_values, strict=True))
-        sequences = dict(zip(accounts, sequence_values, strict=True))
+        balances = {did: value for did, (value, _) in zip(accounts, balance_reads, strict=True)}
+        sequences = {did: value for did, (value, _) in zip(accounts, sequence_reads, strict=True)}
         balance_mismatches = []
         extra = 0
         senders = {t.sender for t in transfers.values()}
@@ -592,6 +612,8 @@ async def _audit(
                 "final_height": int(status["final_height"]),
                 "fault": status.get("fault"),
                 "lost": len(confirmed_missing),
+                "lost_pending_in_mempool": pending,
+                "audited_state_height": read_top,
                 "lost_sample": sorted(confirmed_missing)[:5],
                 "included_twice": included_twice,
                 "applied_twice": ok_twice + extra,
@@ -1224,6 +1246,30 @@ async def _fault_phase(
     }
 
 
+def _code_version() -> dict[str, Any] | None:
+    """The git commit of the source tree this runs from, and its changed files under ``src/`` (the
+    node processes import the same tree when they start): which engine a figure belongs to."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        changed = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return {"commit": commit.stdout.strip(), "changed": [line[3:] for line in changed.stdout.splitlines()]}
+
+
 def run_cluster_bench(
     nodes: int = 3,
     transfers: int | None = None,
@@ -1272,6 +1318,7 @@ def run_cluster_bench(
             "transfers": transfers,
             "accounts": accounts,
             "seed": seed,
+            "code": _code_version(),
         }
         if fault is None:
             _say(started, f"embedded engine: {transfers} transfers from {accounts} accounts (same run)")
