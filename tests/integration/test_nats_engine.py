@@ -185,11 +185,27 @@ def test_every_node_reaches_the_same_root_and_certifies_it(tmp_path: Path) -> No
     run(body, tmp_path)
 
 
-def test_a_server_killed_during_writes_loses_no_acknowledged_transaction(tmp_path: Path) -> None:
+def _acknowledged(result: SubmitResult) -> bool:
+    return result.status in ("accepted", "exists")
+
+
+async def _stream_leader(h: Harness) -> Any:
+    nc = await nats.connect(h.cluster.urls)
+    try:
+        info = await nc.jetstream().stream_info(h.nodes[0].engine.status()["stream"])
+    finally:
+        await nc.close()
+    return h.cluster.server(info.cluster.leader)
+
+
+@pytest.mark.parametrize("fault", ["kill", "pause"])
+def test_the_stream_leader_killed_or_paused_during_writes_loses_no_acknowledged_transaction(
+    tmp_path: Path, fault: str
+) -> None:
     async def body(h: Harness) -> None:
         sequences: dict[str, int] = {}
         acknowledged: list[SignedTx] = []
-        victim = h.cluster.servers[0]
+        victim = None
         for round_number in range(12):
             txs = _transfers(60, sequences)
             results = await h.submit(txs)
@@ -197,7 +213,7 @@ def test_a_server_killed_during_writes_loses_no_acknowledged_transaction(tmp_pat
             pending = [
                 tx for tx, r in zip(txs, results, strict=True) if r.status not in ("accepted", "exists")
             ]
-            for _ in range(40):
+            for _ in range(80):
                 if not pending:
                     break
                 await asyncio.sleep(0.25)
@@ -210,12 +226,13 @@ def test_a_server_killed_during_writes_loses_no_acknowledged_transaction(tmp_pat
             assert not pending, "transfers never acknowledged"
             acknowledged.extend(txs)
             if round_number == 4:
-                victim.kill()  # SIGKILL, mid-run
-            if round_number == 9:
-                victim.start()
+                victim = await _stream_leader(h)
+                victim.kill() if fault == "kill" else victim.pause()  # SIGKILL or SIGSTOP, mid-run
+            if round_number == 9 and victim is not None:
+                victim.start() if fault == "kill" else victim.resume()
         await h.settle(acknowledged)
         for node in h.nodes:
-            assert node.fault is None
+            assert node.fault is None, node.fault
         state = h.nodes[0].state
         assert sum(sequence_of(state, key.did) for key in ACCOUNTS) == len(acknowledged)
 

@@ -45,6 +45,7 @@ from autarky.engines.ordering import (
     kind_of,
     make_bundle,
     make_vote,
+    parse_cut,
     subject,
     unbundle,
 )
@@ -151,11 +152,14 @@ class NatsEngine(Engine):
         self.cuts_won = 0
         self.cuts_lost = 0
         self.resent = 0
+        self.rereads = 0
+        self._reconciled_at: int | None = None
         self.resubscribed = 0
         # Transactions this node handed to the stream and saw acknowledged, until they are in a block:
-        # hash -> [raw, monotonic time last sent, attempts]. JetStream has been seen to acknowledge
-        # an entry and then not deliver it after a server was killed (see docs/cluster.md), so the
-        # node that acknowledged a transaction to its client keeps sending it until it is committed.
+        # hash -> [raw, monotonic time last sent, attempts, time read back or None]. JetStream has
+        # been seen to acknowledge entries and then not deliver them, or to deliver entries and
+        # then drop them, around a killed or paused server (docs/cluster.md); so the node that
+        # acknowledged a transaction to its client keeps sending it until it is in a block.
         self._outbox: dict[bytes, list[Any]] = {}
         self.server_version: str | None = None
 
@@ -175,6 +179,10 @@ class NatsEngine(Engine):
             "max_reconnect_attempts": -1,
             # The configured order is deliberate: a node's own (nearest) server first.
             "dont_randomize": True,
+            # A paused or cut-off server keeps the TCP connection open: find out in seconds, not
+            # after the client's default of two missed pings two minutes apart, and move on.
+            "ping_interval": 2,
+            "max_outstanding_pings": 2,
             "reconnect_time_wait": 0.25,
             "name": f"autarky-{self.key.public_key.hex()[:12]}",
             "error_cb": self._error_cb,
@@ -303,7 +311,7 @@ class NatsEngine(Engine):
                 if isinstance(result, BaseException):
                     answers.append(EngineUnavailable(f"not stored: {result}"))
                 else:
-                    self._outbox[tx.hash] = [tx.raw, now, 0]
+                    self._outbox[tx.hash] = [tx.raw, now, 0, None]
                     self._admitted[tx.hash] = tx
                     answers.append(None)
         return answers
@@ -327,7 +335,15 @@ class NatsEngine(Engine):
             if self._halted is not None or self._js is None:
                 continue
             now = time.monotonic()
-            due = [entry for entry in self._outbox.values() if now - entry[1] >= self.settings.resend_after_s]
+            patience = self.settings.resend_after_s
+            # Not read back: after resend_after_s. Read back but in no block: much later (a read
+            # can be of entries the stream later drops, see _reconcile).
+            due = [
+                entry
+                for entry in self._outbox.values()
+                if (entry[3] is None and now - entry[1] >= patience)
+                or (entry[3] is not None and now - max(entry[1], entry[3]) >= 6 * patience)
+            ]
             if not due:
                 continue
             for entry in due:
@@ -397,6 +413,8 @@ class NatsEngine(Engine):
             try:
                 await self._read(sink)
             except LogIntegrityError as exc:
+                if await self._reconcile(exc):
+                    continue
                 self._halted = str(exc)
                 self._on_fault(f"log integrity: {exc}")
                 return
@@ -429,7 +447,7 @@ class NatsEngine(Engine):
                     if info is not None and info.state.last_seq < deriver.last_seq:
                         raise LogIntegrityError(
                             f"the stream ends at {info.state.last_seq} but this node read entries up to "
-                            f"{deriver.last_seq}: acknowledged entries were lost by the stream"
+                            f"{deriver.last_seq}: entries it delivered are no longer in the stream"
                         ) from None
                     self.resubscribed += 1
                     raise RuntimeError(f"no entries after {deriver.last_seq} for a while") from None
@@ -446,9 +464,12 @@ class NatsEngine(Engine):
                     self._on_vote(msg.data)
                 continue
             if kind == TX and self._outbox:
-                # Read back from the stream: no need to send it again.
+                # Read back from the stream: send it again only if it is still in no block much later.
+                now = time.monotonic()
                 for raw in unbundle(msg.data):
-                    self._outbox.pop(hashlib.sha256(raw).digest(), None)
+                    entry = self._outbox.get(hashlib.sha256(raw).digest())
+                    if entry is not None:
+                        entry[3] = now
             block = deriver.feed(seq, kind, msg.data)
             if kind == TX and deriver.pending and self._pending_since is None:
                 self._pending_since = time.monotonic()
@@ -458,6 +479,44 @@ class NatsEngine(Engine):
             self._last_cut_at = time.monotonic()
             self._pending_since = time.monotonic() if deriver.pending else None
             await asyncio.shield(sink(OrderedBatch(block.height, block.time_ms, block.txs, block.position)))
+
+    async def _reconcile(self, error: LogIntegrityError) -> bool:
+        """After an integrity failure: True if this node may read the log again from its last block.
+
+        That is so when the cut of the last block this node applied is still in the stream, as it
+        was: the entries after it that this node read (and that made the failure) were replaced in
+        the stream, e.g. after a paused or killed server's uncommitted tail was dropped. Nothing
+        derived from them was applied, so the node forgets them and reads again. When the cut is
+        gone or changed, or the same block fails twice, the failure stands: the node stops.
+        """
+        deriver = self._deriver
+        assert deriver is not None
+        position = deriver.position
+        if self._reconciled_at == position.height:
+            return False
+        if position.cut_seq > 0:
+            try:
+                message = await asyncio.wait_for(self._js.get_msg(self.stream, position.cut_seq), 5.0)
+                cut = parse_cut(message.data, self.chain_id)
+            except Exception as exc:
+                log.error("cannot read back this node's last cut at %d: %s", position.cut_seq, exc)
+                return False
+            if cut is None or cut.hash != position.cut_hash:
+                return False
+        self._reconciled_at = position.height
+        log.warning("log integrity (%s); the last applied cut is intact: reading again from it", error)
+        self._deriver = LogDeriver(
+            self.chain_id,
+            position,
+            self._validators,
+            self._is_committed,
+            committed_among=self._committed_among,
+            decode=self._decode,
+        )
+        for entry in self._outbox.values():
+            entry[3] = None  # what was read back may be gone: resend unless read back again
+        self.rereads += 1
+        return True
 
     # -- cutting ----------------------------------------------------------------------------------------
     def _rank(self) -> int | None:
@@ -538,6 +597,7 @@ class NatsEngine(Engine):
             "outbox": len(self._outbox),
             "resent": self.resent,
             "resubscribed": self.resubscribed,
+            "rereads": self.rereads,
             "validator_rank": self._rank(),
             "halted": self._halted,
             "block_interval_ms": self.settings.block_interval_ms,
