@@ -86,6 +86,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -432,6 +433,21 @@ class _Watch:
 # --- the chain as the API shows it ------------------------------------------------------------------------
 
 
+async def _read(call: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """A read through the API, tried again after a transport error or a 5xx answer (an idle
+    keep-alive connection the server closed, a node still starting); other errors pass through."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (Unavailable, httpx.TransportError) as exc:
+            if attempt == attempts - 1:
+                raise
+            if isinstance(exc, Unavailable) and 0 < exc.status < 500:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class _Chain:
     """One node's blocks 1..top: headers, and each transaction hash's receipts (height, ok, code)."""
@@ -445,7 +461,7 @@ async def _read_chain(client: AutarkyClient, top: int, concurrency: int = 6, abo
     chain = _Chain()
     next_from: int | None = top
     while next_from is not None and next_from > above:
-        page = await client.blocks(from_height=next_from, limit=100)
+        page = await _read(partial(client.blocks, from_height=next_from, limit=100))
         for header in page["blocks"]:
             if header["height"] > above:
                 chain.headers[header["height"]] = header
@@ -455,7 +471,7 @@ async def _read_chain(client: AutarkyClient, top: int, concurrency: int = 6, abo
 
     async def fetch(height: int) -> None:
         async with semaphore:
-            block = await client.block(height)
+            block = await _read(partial(client.block, height))
         for receipt in block["receipts"]:
             entry = (height, bool(receipt["ok"]), str(receipt["code"]))
             chain.receipts.setdefault(receipt["tx_hash"], []).append(entry)
@@ -485,7 +501,7 @@ def _balance_key(did: str) -> str:
 async def _state_int(client: AutarkyClient, key: str) -> tuple[int, int]:
     """An integer in the node's committed state (0 when absent), read through ``GET /api/v1/proof``,
     and the height of the state it was read from."""
-    answer = await client.proof(key)
+    answer = await _read(partial(client.proof, key))
     return 0 if answer.value is None else int(canonical_decode(answer.value)), answer.header.height
 
 
@@ -562,7 +578,7 @@ async def _audit(
         pending = 0
         for tx_hash in missing:  # the block scan says missing: ask for it by hash before counting it
             try:
-                record = await client.tx(tx_hash)
+                record = await _read(partial(client.tx, tx_hash))
             except NotFound:
                 record = {"status": "unknown"}
             if record.get("status") != "committed":

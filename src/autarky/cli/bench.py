@@ -153,6 +153,7 @@ def cluster(
     from autarky.cli.errors import OperationFailed
     from autarky.cluster.local import ClusterError
     from autarky.engines.nats_server import NatsOpsError
+    from autarky.web.client import ClientError
 
     if fault is not None and fault not in FAULTS:
         raise typer.BadParameter(f"{fault!r}: choose one of {', '.join(FAULTS)}", param_hint="--fault")
@@ -171,6 +172,7 @@ def cluster(
             latency_s=latency_s,
             latency_rate=latency_rate,
         )
-    except (ClusterBenchError, ClusterError, NatsOpsError) as exc:
-        raise OperationFailed(str(exc), code="bench.cluster_failed") from exc
+    except (ClusterBenchError, ClusterError, NatsOpsError, ClientError) as exc:
+        # A ClientError here comes from one of the bench's own nodes, not from --node: say so.
+        raise OperationFailed(f"cluster benchmark failed: {exc}", code="bench.cluster_failed") from exc
     _show(report)
