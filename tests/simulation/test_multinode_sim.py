@@ -43,14 +43,16 @@ from autarky.engines.ordering import (
     LogIntegrityError,
     LogPosition,
     QuorumTracker,
+    make_bundle,
     make_cut,
     make_vote,
     parse_cut,
     parse_vote,
     subject,
+    unbundle,
     verify_certificate,
 )
-from autarky.ledger.tx import TxBody, sign_tx
+from autarky.ledger.tx import TxBody, decode_tx, sign_tx
 from autarky.modules.bank import messages as bank
 from autarky.node.genesis import dev_genesis
 from autarky.sim import (
@@ -773,3 +775,17 @@ def test_verify_certificate_names_each_problem() -> None:
         assert any(expected in problem for problem in problems), (expected, problems)
     assert verify_certificate(Certificate(1, BLOCK, ROOT, tuple(good)), CHAIN_ID, []) == ["no validator set"]
     assert verify_certificate(Certificate(1, BLOCK, ROOT, tuple(good)), "other-chain", VALIDATOR_KEYS) != []
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+def test_bundles_of_every_size_come_back_as_their_transactions(size: int) -> None:
+    raws = [transfer(i) for i in range(size)]
+    assert unbundle(make_bundle(raws)) == raws
+    assert [decode_tx(raw).raw for raw in unbundle(make_bundle(raws))] == raws
+
+
+def test_a_bundle_entry_becomes_one_block_of_its_transactions() -> None:
+    feeder = Feeder()
+    feeder.feed(TX, make_bundle([transfer(0), transfer(1), transfer(2)]))
+    block = feeder.feed(CUT, feeder.propose())
+    assert block is not None and len(block.txs) == 3 and block.dropped == 0

@@ -204,8 +204,8 @@ def make_bundle(raws: Sequence[bytes]) -> bytes:
 def unbundle(payload: bytes) -> list[bytes]:
     """The transactions in a tx entry: a bundle's items, or the entry itself (a lone transaction,
     or bytes the executor's decoder will refuse)."""
-    if payload[:1] == b"\x83":  # a transaction is a 3-item array; a bundle has 2 to 1000 items
-        return [payload]
+    # A transaction is [1, body, signatures]: never an array of byte strings only, which a bundle
+    # is (so a bundle of three is not taken for a transaction by its 3-item array header).
     try:
         items = canonical_decode(payload)
     except DecodeError:
