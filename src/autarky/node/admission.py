@@ -9,6 +9,11 @@ sequence, mempool room) stay in the node.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import signal
+
 from autarky.crypto.hashing import sha256
 from autarky.ledger.errors import BAD_SIGNATURE, TxError
 from autarky.ledger.executor import verify_signatures
@@ -16,6 +21,25 @@ from autarky.ledger.tx import SignedTx, decode_tx
 
 Checked = SignedTx | tuple[bytes, str, str]
 """A decoded transaction whose signatures verify, or (hash, code, detail) for a refused one."""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def exit_with_parent() -> None:
+    """Worker initializer: be killed when the node process dies, even by SIGKILL (Linux).
+
+    A node killed with SIGKILL cannot shut its pool down; without this its workers would stay,
+    orphaned. Elsewhere (no prctl) it does nothing: the workers then end when the pool's pipe
+    closes on their next read.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def check_batch(raws: list[bytes], max_tx_bytes: int) -> list[Checked]:

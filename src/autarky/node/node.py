@@ -52,7 +52,7 @@ from autarky.ledger.state import MappingState
 from autarky.ledger.tx import SignedTx, decode_tx
 from autarky.modules import build_app
 from autarky.modules.validators import SET_KEY, read_validators
-from autarky.node.admission import check_batch
+from autarky.node.admission import check_batch, exit_with_parent
 from autarky.node.errors import ConfigError, CorruptState, StorageError
 from autarky.node.metrics import NodeMetrics
 from autarky.node.storage import Storage, StoredBlock
@@ -581,7 +581,10 @@ class Node:
                 self._admission_executor = self._verify_pool
             else:
                 context = multiprocessing.get_context("spawn")
-                self._admission_executor = ProcessPoolExecutor(workers, mp_context=context)
+                # Workers die with the node (even after SIGKILL); see admission.exit_with_parent.
+                self._admission_executor = ProcessPoolExecutor(
+                    workers, mp_context=context, initializer=exit_with_parent
+                )
         return self._admission_executor
 
     def _fall_back_to_threads(self) -> None:
