@@ -59,7 +59,6 @@ Python process cannot be covered; ``cluster.json`` has the pids).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import fcntl
 import json
@@ -78,7 +77,7 @@ import httpx
 
 from autarky.crypto.keys import SigningKey
 from autarky.engines.nats import NatsSettings
-from autarky.engines.nats_server import HOST, LocalCluster, LocalServer
+from autarky.engines.nats_server import HOST, LocalCluster, LocalServer, track_process, untrack_process
 from autarky.node.genesis import dev_genesis, write_genesis
 from autarky.node.node import init_data_dir
 
@@ -103,17 +102,8 @@ class ClusterError(Exception):
 # --------------------------------------------------------------------------------------------------
 # Node processes
 
-_RUNNING: dict[int, subprocess.Popen[bytes]] = {}  # pid → node process, for the exit handler
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for process in list(_RUNNING.values()):
-        with contextlib.suppress(OSError):
-            process.kill()
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            process.wait(timeout=5)
-    _RUNNING.clear()
+# Node processes are killed at interpreter exit like the nats-servers: one registry,
+# engines/nats_server.track_process.
 
 
 def _child_environment() -> dict[str, str]:
@@ -183,7 +173,7 @@ class NodeProcess:
         self.process = process
         self.recorded_pid = None
         self._sigterm_sent = False
-        _RUNNING[process.pid] = process
+        track_process(process)
 
     def kill(self) -> None:
         """SIGKILL (a crash) and wait for the process to go."""
@@ -224,7 +214,7 @@ class NodeProcess:
 
     def _reap(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            _RUNNING.pop(self.process.pid, None)
+            untrack_process(self.process)
 
     async def wait_ready(self, timeout_s: float = 60) -> None:
         """Wait until ``/readyz`` answers 200; raise :class:`ClusterError` (with the log's end) if not."""

@@ -320,6 +320,16 @@ async def _healthz(client: httpx.AsyncClient, monitor_url: str) -> tuple[bool, s
 _RUNNING: dict[int, subprocess.Popen[bytes]] = {}  # pid → process, for the exit handler
 
 
+def track_process(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process`` at interpreter exit unless it has ended and was untracked by then."""
+    _RUNNING[process.pid] = process
+
+
+def untrack_process(process: subprocess.Popen[bytes]) -> None:
+    """Forget a process that has ended."""
+    _RUNNING.pop(process.pid, None)
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for process in list(_RUNNING.values()):
@@ -395,7 +405,7 @@ class LocalServer:
         self.process = process
         self.paused = False
         self._sigterm_sent = False
-        _RUNNING[process.pid] = process
+        track_process(process)
 
     def kill(self) -> None:
         """SIGKILL (a crash: nothing is flushed or handed over) and wait for the process to go."""
@@ -483,7 +493,7 @@ class LocalServer:
 
     def _reap(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            _RUNNING.pop(self.process.pid, None)
+            untrack_process(self.process)
             self.paused = False
 
 
