@@ -5,6 +5,11 @@ as a transaction on chain ``b``, as a machine-to-machine message, or as a block 
 ``AUTARKY-<KIND>-V1`` followed by a NUL byte, and the transaction and block tags also carry the
 chain id followed by a NUL byte. Chain ids contain no NUL (see :func:`check_chain_id`), and no kind
 is a prefix of another, so no tagged byte string can be read under two tags.
+
+``ATTESTATION`` (``AUTARKY-ATTEST-V1`` and a NUL byte) is an issuer's signature over an
+attestation claim (``modules/identity/claims.py``). It is deliberately not bound to a chain: a
+signed claim is a portable document that a device can carry and check offline, and the same claim
+may be anchored on any chain that knows the issuer's key.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Domain(enum.Enum):
     VOTE = "VOTE"
     CUT = "CUT"
     KEYSTORE_PROOF = "KEYPROOF"
+    ATTESTATION = "ATTEST"
 
 
 _PER_CHAIN = frozenset({Domain.TRANSACTION, Domain.BLOCK_HEADER, Domain.VOTE, Domain.CUT})
