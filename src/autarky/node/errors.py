@@ -4,7 +4,8 @@ NodeError
 ├── StorageError        the database is unusable or inconsistent
 │   └── CorruptState    stored state does not reproduce the stored state root
 ├── ConfigError         a configuration value is wrong; the message says what to change
-└── EngineError         the ordering engine failed
+├── EngineError         the ordering engine failed
+└── ProofUnavailable    a proof was asked against a block the node no longer (or not yet) keeps
 """
 
 from __future__ import annotations
@@ -27,4 +28,8 @@ class ConfigError(NodeError):
 
 
 class EngineError(NodeError):
+    pass
+
+
+class ProofUnavailable(NodeError):
     pass

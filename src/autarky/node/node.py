@@ -21,6 +21,7 @@ import gc
 import logging
 import multiprocessing
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -53,7 +54,8 @@ from autarky.ledger.tx import SignedTx, decode_tx
 from autarky.modules import build_app
 from autarky.modules.validators import SET_KEY, read_validators
 from autarky.node.admission import check_batch, exit_with_parent
-from autarky.node.errors import ConfigError, CorruptState, StorageError
+from autarky.node.audit import AuditEntry, block_entries
+from autarky.node.errors import ConfigError, CorruptState, ProofUnavailable, StorageError
 from autarky.node.metrics import NodeMetrics
 from autarky.node.storage import Storage, StoredBlock
 
@@ -176,6 +178,16 @@ def ensure_node_key(data_dir: Path) -> SigningKey:
 
 
 LOCK_FILE = "node.lock"
+PROOF_HISTORY = 256
+"""How many recent blocks a node can prove state against (``Node.prove_many``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenState:
+    """Values of some keys with their proofs against one block's header (checked by nobody yet)."""
+
+    header: BlockHeader
+    entries: list[tuple[str, bytes | None, Proof]]
 
 
 def _lock_data_dir(data_dir: Path) -> IO[bytes]:
@@ -190,6 +202,17 @@ def _lock_data_dir(data_dir: Path) -> IO[bytes]:
             f"another node is already running on {data_dir} (it holds {data_dir / LOCK_FILE}); stop it first"
         ) from None
     return handle
+
+
+def audit_entries_of(block: StoredBlock) -> list[AuditEntry]:
+    """The audit entries of a stored block (its transactions decoded again)."""
+    txs: list[SignedTx | None] = []
+    for raw in block.txs:
+        try:
+            txs.append(decode_tx(raw))
+        except core_errors.TxError:
+            txs.append(None)
+    return block_entries(block.header.height, block.header.time_ms, txs, block.receipts)
 
 
 class Node:
@@ -215,6 +238,9 @@ class Node:
         self._pending_certificates: dict[int, Certificate] = {}
         self._final_waiters: dict[int, list[asyncio.Future[int]]] = {}
         self._recent_headers: dict[int, BlockHeader] = {}
+        # The state tree after each of the last PROOF_HISTORY blocks, with the values each block
+        # overwrote: enough to prove a key at any of those heights (the last final one, say).
+        self._history: OrderedDict[int, tuple[SparseMerkleTree, dict[str, bytes | None]]] = OrderedDict()
         self._position: LogPosition | None = None
         self.metrics = NodeMetrics()
         self._data: dict[str, bytes] = {}
@@ -292,6 +318,7 @@ class Node:
             )
         self.header = header
         self._recent_headers[height] = header
+        self._history[height] = (self.tree, {})
         self.validators = read_validators(self._state)
         self.final_height = height if self.engine.name == "embedded" else self.storage.final_height()
         stored_position = self.storage.get_meta("log_position")
@@ -302,10 +329,31 @@ class Node:
             assert genesis_header is not None
             self._position = LogPosition.genesis(genesis_header.hash, genesis_header.time_ms)
         self.metrics.height.set(height)
+        self._backfill_audit(height)
         # The loaded state and tree are long-lived: move them out of the collector's view so its
         # full passes (which scan every tracked object) stay short while blocks execute.
         gc.collect()
         gc.freeze()
+
+    def _backfill_audit(self, height: int) -> None:
+        """Write the audit trail of stored blocks that have none (a ledger from before the trail)."""
+        done = self.storage.get_meta("audit_height")
+        start = self.storage.lowest_height() if done is None else int(done) + 1
+        if start is None or start > height:
+            return
+        log.info("building the audit trail of blocks %d..%d", start, height)
+        batch: list[AuditEntry] = []
+        for block in self.storage.iter_blocks(start):
+            batch.extend(audit_entries_of(block))
+            if len(batch) >= 10_000 or block.header.height == height:
+                self.storage.backfill_audit(batch, block.header.height)
+                batch = []
+            if block.header.height >= height:
+                break
+
+    def audit(self, **filters: Any) -> list[AuditEntry]:
+        """The audit trail, newest first (filters: see ``Storage.audit``)."""
+        return self.storage.audit(**filters)
 
     async def start(self) -> None:
         await self.engine.start(self.apply_batch, self.header.height + 1, self.header.time_ms)
@@ -369,6 +417,39 @@ class Node:
     def prove(self, key: str) -> tuple[bytes | None, Proof, BlockHeader]:
         """Value, proof and the header whose state root the proof is against."""
         return self._data.get(key), self.tree.prove(key), self.header
+
+    def prove_many(self, keys: Sequence[str], height: int | None = None) -> ProvenState:
+        """Values and proofs of ``keys`` against block ``height`` (default: the latest), one of the
+        last ``PROOF_HISTORY`` blocks; ``ProofUnavailable`` for an older or future one."""
+        if height is None:
+            height = self.height
+        if height not in self._history:
+            raise ProofUnavailable(
+                f"block {height} is not among the {len(self._history)} recent blocks this node can prove "
+                f"against ({min(self._history)}..{max(self._history)})"
+            )
+        tree = self._history[height][0]
+        later = [self._history[h][1] for h in range(self.height, height, -1)]
+        entries = []
+        for key in keys:
+            value = self._data.get(key)
+            for overwritten in later:  # newest first: the last hit is the value at ``height``
+                if key in overwritten:
+                    value = overwritten[key]
+            entries.append((key, value, tree.prove(key)))
+        header = self._recent_headers.get(height) or self.storage.header(height)
+        assert header is not None and header.state_root == tree.root, f"no header for block {height}"
+        return ProvenState(header, entries)
+
+    def final_proof_height(self) -> int:
+        """The latest block that is final and that this node can still prove against."""
+        height = min(self.final_height, self.height)
+        if height not in self._history:
+            raise ProofUnavailable(
+                f"the last final block ({self.final_height}) is older than the blocks this node keeps "
+                "proofs for; try again when the next block is final"
+            )
+        return height
 
     def log_position(self) -> LogPosition:
         """Where this node stands in the ``nats`` engine's log (stored with every block)."""
@@ -721,26 +802,21 @@ class Node:
             meta = []
             if isinstance(batch.position, LogPosition):
                 meta.append(("log_position", batch.position.to_cbor()))
-            await asyncio.to_thread(
-                self.storage.commit_block,
-                result.header,
-                signature,
-                [tx.raw for tx in batch.txs],
-                result.receipts,
-                result.end_events,
-                result.changes,
-                meta,
-            )
+            await asyncio.to_thread(self._store_block, result, signature, batch.txs, meta)
         except Exception as exc:
             self.fault = f"block {batch.height} could not be stored: {exc}"
             log.exception("node fault")
             raise
+        overwritten = {key: self._data.get(key) for key, _ in result.changes}
         for key, value in result.changes:
             if value is None:
                 self._data.pop(key, None)
             else:
                 self._data[key] = value
         self.tree = result.tree
+        self._history[result.header.height] = (result.tree, overwritten)
+        while len(self._history) > PROOF_HISTORY:
+            self._history.popitem(last=False)
         self.header = result.header
         if isinstance(batch.position, LogPosition):
             self._position = batch.position
@@ -765,6 +841,21 @@ class Node:
         self._publish(result)
         async with self._new_block:
             self._new_block.notify_all()
+
+    def _store_block(
+        self, result: BlockResult, signature: bytes, txs: Sequence[SignedTx], meta: list[tuple[str, Any]]
+    ) -> None:
+        header = result.header
+        self.storage.commit_block(
+            header,
+            signature,
+            [tx.raw for tx in txs],
+            result.receipts,
+            result.end_events,
+            result.changes,
+            meta,
+            block_entries(header.height, header.time_ms, txs, result.receipts),
+        )
 
     def _resolve_waiters(self, height: int, receipts: Sequence[Receipt]) -> None:
         if not self._waiters:

@@ -26,6 +26,7 @@ from typing import Any
 
 from autarky.encoding import canonical_encode, decode_trusted, encode_trusted
 from autarky.ledger.block import BlockHeader, Event, Receipt
+from autarky.node.audit import AuditEntry
 from autarky.node.errors import StorageError
 
 SCHEMA_VERSION = 1
@@ -50,6 +51,35 @@ CREATE TABLE IF NOT EXISTS txs (
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state_log (height INTEGER PRIMARY KEY, changes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS certificates (height INTEGER PRIMARY KEY, certificate BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    height INTEGER NOT NULL,
+    tx_index INTEGER NOT NULL,
+    msg_index INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    tx_hash BLOB NOT NULL,
+    sender TEXT NOT NULL,
+    signers TEXT NOT NULL,
+    action TEXT NOT NULL,
+    code TEXT NOT NULL,
+    grants TEXT NOT NULL,
+    parties TEXT NOT NULL,
+    PRIMARY KEY (height, tx_index, msg_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_party (
+    did TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    tx_index INTEGER NOT NULL,
+    msg_index INTEGER NOT NULL,
+    PRIMARY KEY (did, height, tx_index, msg_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_grant (
+    grant_id TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    tx_index INTEGER NOT NULL,
+    msg_index INTEGER NOT NULL,
+    PRIMARY KEY (grant_id, height, tx_index, msg_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_by_action ON audit (action, height);
 """
 
 
@@ -122,10 +152,12 @@ class Storage:
         end_events: Sequence[Event],
         changes: Sequence[tuple[str, bytes | None]],
         meta: Sequence[tuple[str, Any]] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> None:
         """Store a block and its effects atomically, advancing the applied height.
 
-        ``meta`` rows (such as the ``nats`` engine's log position) are written in the same transaction.
+        ``meta`` rows (such as the ``nats`` engine's log position) and the block's ``audit`` entries
+        are written in the same transaction.
         """
         expected = (self.applied_height + 1) if self.applied_height is not None else 0
         assert header.height == expected, f"block {header.height} committed after {expected - 1}"
@@ -166,6 +198,11 @@ class Storage:
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [(key, canonical_encode(value)) for key, value in meta],
                 )
+                self._insert_audit(db, audit)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('audit_height', ?)",
+                    (canonical_encode(header.height),),
+                )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -173,6 +210,128 @@ class Storage:
                 raise
         if header.height and header.height % self.checkpoint_blocks == 0:
             self.checkpoint()
+
+    @staticmethod
+    def _insert_audit(db: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
+        db.executemany(
+            "INSERT OR IGNORE INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.height,
+                    e.tx_index,
+                    e.msg_index,
+                    e.time_ms,
+                    e.tx_hash,
+                    e.sender,
+                    ",".join(e.signers),
+                    e.action,
+                    e.code,
+                    ",".join(e.grants),
+                    ",".join(e.parties),
+                )
+                for e in entries
+            ],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO audit_party VALUES (?, ?, ?, ?)",
+            [(did, e.height, e.tx_index, e.msg_index) for e in entries for did in e.parties],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO audit_grant VALUES (?, ?, ?, ?)",
+            [(grant, e.height, e.tx_index, e.msg_index) for e in entries for grant in e.grants],
+        )
+
+    def backfill_audit(self, entries: Sequence[AuditEntry], through_height: int) -> None:
+        """Audit entries of blocks stored before the trail existed, up to ``through_height``."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                self._insert_audit(db, entries)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('audit_height', ?)",
+                    (canonical_encode(through_height),),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def audit(
+        self,
+        *,
+        machine: str | None = None,
+        grant: str | None = None,
+        action: str | None = None,
+        key: str | None = None,
+        from_height: int | None = None,
+        to_height: int | None = None,
+        ok: bool | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries matching every filter given, newest first, at most ``limit``.
+
+        ``machine``: a party (sender or a DID the message names); ``grant``: a grant id used;
+        ``action``: a message type (``bank/send``) or a module prefix ending in ``/``;
+        ``key``: a signing key (hex); heights inclusive.
+        """
+        sql = ["SELECT a.* FROM audit a"]
+        where: list[str] = []
+        args: list[Any] = []
+        if machine is not None:
+            sql.append("JOIN audit_party p USING (height, tx_index, msg_index)")
+            where.append("p.did = ?")
+            args.append(machine)
+        if grant is not None:
+            sql.append("JOIN audit_grant g USING (height, tx_index, msg_index)")
+            where.append("g.grant_id = ?")
+            args.append(grant)
+        if action is not None:
+            if action.endswith("/"):
+                where.append("a.action >= ? AND a.action < ?")
+                args.extend([action, action[:-1] + "0"])  # "0" sorts right after "/"
+            else:
+                where.append("a.action = ?")
+                args.append(action)
+        if key is not None:
+            where.append("(',' || a.signers || ',') LIKE ?")
+            args.append(f"%,{key.lower()},%")
+        if from_height is not None:
+            where.append("a.height >= ?")
+            args.append(from_height)
+        if to_height is not None:
+            where.append("a.height <= ?")
+            args.append(to_height)
+        if ok is not None:
+            where.append("a.code = 'ok'" if ok else "a.code != 'ok'")
+        if where:
+            sql.append("WHERE " + " AND ".join(where))
+        sql.append("ORDER BY a.height DESC, a.tx_index DESC, a.msg_index DESC LIMIT ?")
+        args.append(limit)
+        try:
+            with self._read_lock:
+                rows = self._reader.execute(" ".join(sql), args).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"database {self.path}: {exc}") from exc
+        return [
+            AuditEntry(
+                row[0],
+                row[3],
+                row[1],
+                row[2],
+                bytes(row[4]),
+                row[5],
+                tuple(row[6].split(",")) if row[6] else (),
+                row[7],
+                row[8],
+                tuple(row[9].split(",")) if row[9] else (),
+                tuple(row[10].split(",")) if row[10] else (),
+            )
+            for row in rows
+        ]
 
     def checkpoint(self) -> None:
         """Fold the state log into the base table, in one transaction."""
@@ -294,6 +453,11 @@ class Storage:
     def certificate(self, height: int) -> bytes | None:
         row = self._query_one("SELECT certificate FROM certificates WHERE height = ?", (height,))
         return None if row is None else bytes(row[0])
+
+    def lowest_height(self) -> int | None:
+        """The lowest stored block (0, or a snapshot's block), None when there is none."""
+        row = self._query_one("SELECT MIN(height) FROM blocks", ())
+        return int(row[0]) if row and row[0] is not None else None
 
     def final_height(self) -> int:
         """The highest height with a stored certificate (0 when none)."""
