@@ -2,7 +2,8 @@
 
 Layers, low to high (a package may import its own layer and lower ones, never a higher one)::
 
-    encoding < crypto < ledger < modules < engines < node < web < demo < bench < cli
+    encoding < crypto < ledger < modules < engines < verify < messaging < sim < node < web < cluster
+             < demo < bench < cli
 
 ``autarky/config.py`` belongs to the ``node`` layer. ``autarky/__init__.py`` (the public facade) may
 import anything, and so counts as the top: a layered package that imports ``autarky`` itself, or a
@@ -47,6 +48,8 @@ LAYERS = (
     "ledger",
     "modules",
     "engines",
+    "verify",
+    "messaging",
     "sim",
     "node",
     "web",

@@ -5,7 +5,9 @@ Why one verifier: Ed25519 libraries accept different sets of edge-case signature
 valid. ``tests/unit/test_ed25519_vectors.py`` pins libsodium's acceptance set.
 
 Keys never sign raw bytes: :meth:`SigningKey.sign` takes a :class:`Domain`, so a signature made for
-one purpose cannot be replayed for another. Public keys that are not canonical points of the
+one purpose cannot be replayed for another. :meth:`SigningKey.sign_cose` (machine-to-machine
+envelopes, ``crypto/cose.py``) signs a COSE ``Sig_structure`` that it builds itself, with the domain
+tag as its ``external_aad``. Public keys that are not canonical points of the
 prime-order subgroup (small-order keys in particular) are refused on construction, so every path
 by which a key enters the system refuses them.
 """
@@ -20,6 +22,7 @@ import nacl.exceptions
 import nacl.signing
 
 from autarky.crypto.domains import Domain, domain_tag
+from autarky.encoding import canonical_encode
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -63,6 +66,10 @@ class PublicKey:
         """True when ``signature`` is this key's signature over ``domain_tag || payload``."""
         return verify_raw(self.raw, domain_tag(domain, chain_id) + payload, signature)
 
+    def verify_cose(self, domain: Domain, protected: bytes, payload: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is this key's COSE_Sign1 signature (see :func:`cose_sig_structure`)."""
+        return verify_raw(self.raw, cose_sig_structure(domain, protected, payload), signature)
+
     @property
     def did(self) -> str:
         from autarky.crypto.did import did_from_public_key
@@ -71,6 +78,24 @@ class PublicKey:
 
     def hex(self) -> str:
         return self.raw.hex()
+
+
+COSE_SIGN1_CONTEXT = "Signature1"
+
+
+def cose_sig_structure(domain: Domain, protected: bytes, payload: bytes) -> bytes:
+    """The bytes a COSE_Sign1 signature covers (RFC 9052 section 4.4), bound to ``domain``.
+
+    ``Sig_structure = ["Signature1", protected, external_aad, payload]`` in CBOR, with
+    ``external_aad = domain_tag(domain)``. A standard COSE verifier given that ``external_aad``
+    checks the same bytes. They start with the CBOR array head ``0x84``, and every byte string
+    :meth:`SigningKey.sign` covers starts with ``AUTARKY-`` (``0x41``), so a COSE signature is never
+    a transaction, header, vote or cut signature, and the reverse. Only domains that are not bound
+    to a chain can be used (``domain_tag`` raises otherwise).
+    """
+    if type(protected) is not bytes or type(payload) is not bytes:
+        raise TypeError("protected header and payload must be bytes")
+    return canonical_encode([COSE_SIGN1_CONTEXT, protected, domain_tag(domain), payload])
 
 
 def verify_raw(public_key: bytes, tagged_message: bytes, signature: bytes) -> bool:
@@ -117,6 +142,13 @@ class SigningKey:
     def sign(self, domain: Domain, payload: bytes, chain_id: str | None = None) -> bytes:
         """Sign ``domain_tag(domain, chain_id) || payload`` and return the 64-byte signature."""
         return self._key.sign(domain_tag(domain, chain_id) + payload).signature
+
+    def sign_cose(self, domain: Domain, protected: bytes, payload: bytes) -> bytes:
+        """Sign the COSE_Sign1 ``Sig_structure`` of ``protected`` and ``payload`` under ``domain``.
+
+        See :func:`cose_sig_structure`; the 64-byte signature goes into a COSE_Sign1 message.
+        """
+        return self._key.sign(cose_sig_structure(domain, protected, payload)).signature
 
     def __repr__(self) -> str:
         return f"SigningKey({self.did})"
