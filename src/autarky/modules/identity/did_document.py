@@ -12,10 +12,20 @@ key has the id ``<did>#<fingerprint>`` exactly as the did:key method specifies.
 * An unregistered did:key resolves to its implicit document: its own key, full scope.
 * ``controller`` is the owner's DID when the account has an owner, and absent otherwise.
 
+* ``service`` lists the account's services (``identity/set_service``) in service-id order, each as
+  ``{"id": "<did>#<service id>", "type": ..., "serviceEndpoint": ...}``; an empty list when it has none
+  (an unregistered did:key never has any).
+
 The ``autarky`` object carries what the ledger knows about the machine: ``registered``, ``status``,
 ``owner``, ``kind``, ``maker``, ``model``, ``serial_digest`` (hex), ``capabilities``, ``metadata``,
 ``registered_height`` and ``keys`` (each with its ``id``, ``actions``, ``allowance`` and ``added``
-height; ``actions`` None is the full scope). The document is plain JSON data.
+height; ``actions`` None is the full scope). It also lists the attestations anchored about the DID
+as their subject (any did:key can be one, registered or not): ``attestations``, newest first and at
+most ``MAX_DOCUMENT_ATTESTATIONS`` of them, each ``{"id" (hex), "issuer", "schema", "valid_from_ms",
+"valid_until_ms", "anchored", "revoked"}`` (heights; ``revoked`` None while in force), and
+``attestations_total``, how many there are in all (``GET /api/v1/attestations?subject=`` pages
+through them). With ``now_ms``, each entry also has ``valid`` and ``verdict`` (a reason of
+``attestations.check_attestation``) at that time. The document is plain JSON data.
 """
 
 from __future__ import annotations
@@ -26,10 +36,19 @@ import base58
 
 from autarky.crypto.did import InvalidDid, public_key_from_did
 from autarky.ledger.state import StateReader
-from autarky.modules.identity.keeper import ACTIVE, KeyEntry, read_account
+from autarky.modules.identity.attestations import summary, verdict_in_state
+from autarky.modules.identity.keeper import (
+    ACTIVE,
+    KeyEntry,
+    attestation_ids_about,
+    read_account,
+    read_attestation,
+    read_services,
+)
 
 CONTEXT = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1")
 VERIFICATION_METHOD_TYPE = "Multikey"
+MAX_DOCUMENT_ATTESTATIONS = 64
 _ED25519_MULTICODEC = b"\xed\x01"
 
 
@@ -37,13 +56,17 @@ def public_key_multibase(public_key: bytes) -> str:
     return "z" + base58.b58encode(_ED25519_MULTICODEC + public_key).decode("ascii")
 
 
-def did_document(state: StateReader, did: str) -> dict[str, Any]:
-    """The DID document of ``did``; raises :class:`autarky.crypto.did.InvalidDid` for a non-did:key."""
+def did_document(state: StateReader, did: str, now_ms: int | None = None) -> dict[str, Any]:
+    """The DID document of ``did``; raises :class:`autarky.crypto.did.InvalidDid` for a non-did:key.
+
+    ``now_ms`` (optional) is the time at which the listed attestations are checked.
+    """
     did_key = public_key_from_did(did)  # raises InvalidDid, a ValueError
     record = read_account(state, did)
     if record is None:
         implicit_key = KeyEntry(did_key, None, None, 0)
-        return _document(did, None, [implicit_key], authenticating=True, autarky=_implicit(did, did_key))
+        autarky = {**_implicit(did, did_key), **_attestations(state, did, now_ms)}
+        return _document(state, did, None, [implicit_key], authenticating=True, autarky=autarky)
     entries = list(record.keys)
     autarky = {
         "registered": True,
@@ -57,8 +80,26 @@ def did_document(state: StateReader, did: str) -> dict[str, Any]:
         "metadata": dict(record.metadata),
         "registered_height": record.registered,
         "keys": [_key_json(did, entry) for entry in entries],
+        **_attestations(state, did, now_ms),
     }
-    return _document(did, record.owner, entries, authenticating=record.status == ACTIVE, autarky=autarky)
+    authenticating = record.status == ACTIVE
+    return _document(state, did, record.owner, entries, authenticating=authenticating, autarky=autarky)
+
+
+def _attestations(state: StateReader, did: str, now_ms: int | None) -> dict[str, Any]:
+    ids = attestation_ids_about(state, did)
+    listed = []
+    for attestation_id in reversed(ids[-MAX_DOCUMENT_ATTESTATIONS:]):
+        record = read_attestation(state, attestation_id)
+        assert record is not None, "the subject index names only anchored attestations"
+        entry = summary(attestation_id, record)
+        del entry["subject"]
+        if now_ms is not None:
+            verdict = verdict_in_state(state, record, now_ms)
+            entry["valid"] = verdict.valid
+            entry["verdict"] = verdict.reason
+        listed.append(entry)
+    return {"attestations": listed, "attestations_total": len(ids)}
 
 
 def _implicit(did: str, did_key: bytes) -> dict[str, Any]:
@@ -78,7 +119,13 @@ def _implicit(did: str, did_key: bytes) -> dict[str, Any]:
 
 
 def _document(
-    did: str, owner: str | None, entries: list[KeyEntry], *, authenticating: bool, autarky: dict[str, Any]
+    state: StateReader,
+    did: str,
+    owner: str | None,
+    entries: list[KeyEntry],
+    *,
+    authenticating: bool,
+    autarky: dict[str, Any],
 ) -> dict[str, Any]:
     methods = [
         {
@@ -96,6 +143,10 @@ def _document(
     document["verificationMethod"] = methods
     document["authentication"] = usable
     document["assertionMethod"] = list(usable)
+    document["service"] = [
+        {"id": f"{did}#{entry.service_id}", "type": entry.service_type, "serviceEndpoint": entry.endpoint}
+        for entry in read_services(state, did)
+    ]
     document["autarky"] = autarky
     return document
 
@@ -113,4 +164,4 @@ def _key_json(did: str, entry: KeyEntry) -> dict[str, Any]:
     }
 
 
-__all__ = ["CONTEXT", "InvalidDid", "did_document", "public_key_multibase"]
+__all__ = ["CONTEXT", "MAX_DOCUMENT_ATTESTATIONS", "InvalidDid", "did_document", "public_key_multibase"]

@@ -1,16 +1,23 @@
 """One handler per identity message: guard clauses in precedence order, then the writes, then one event.
 
-The message has already been parsed (``messages.py``: shape and value checks). The guards here
-read the state, always in this order, skipping the ones a message does not have::
+The message has already been parsed (``messages.py``: shape and value checks, and for ``attest``
+the claim signature). The guards here read the state, always in this order, skipping the ones a
+message does not have::
 
-    already_registered | not_registered, not_authorised, account_revoked, key_not_found,
-    last_full_key, key_in_use, too_many_keys, missing_key_signature
+    already_registered | not_registered | attestation_not_found, not_authorised, account_revoked,
+    attestation_revoked, key_not_found, not_assertion_key, claim_expired, attestation_exists,
+    service_not_found, last_full_key, key_in_use, too_many_keys, too_many_services,
+    missing_key_signature
 
 Who may act on a registered account ("authority"):
 
 * ``add_key``, ``remove_key``, ``rotate``: the account itself signing with a full-scope key, or its owner;
 * ``revoke``: its owner, or the account itself (full-scope key) when it has no owner;
-* ``recover``: its owner only (recovery is for a machine whose keys are lost or compromised).
+* ``recover``: its owner only (recovery is for a machine whose keys are lost or compromised);
+* ``set_service``, ``remove_service``: the account itself (full-scope key) or its owner;
+* ``attest``: the claim's issuer itself, signing the transaction with a full-scope key; the claim's
+  own signature must be by an assertion key of the issuer (``attestations.assertion_keys``);
+* ``revoke_attestation``: the attestation's issuer (with any key whose scope names the message).
 """
 
 from __future__ import annotations
@@ -19,38 +26,60 @@ from dataclasses import replace
 
 from autarky.crypto.did import public_key_from_did
 from autarky.ledger.router import TxContext
+from autarky.modules.identity.attestations import assertion_keys
 from autarky.modules.identity.errors import (
     ACCOUNT_REVOKED,
     ALREADY_REGISTERED,
+    ATTESTATION_EXISTS,
+    ATTESTATION_NOT_FOUND,
+    ATTESTATION_REVOKED,
+    CLAIM_EXPIRED,
     KEY_IN_USE,
     KEY_NOT_FOUND,
     LAST_FULL_KEY,
     MISSING_KEY_SIGNATURE,
+    NOT_ASSERTION_KEY,
     NOT_AUTHORISED,
     NOT_REGISTERED,
+    SERVICE_NOT_FOUND,
     TOO_MANY_KEYS,
+    TOO_MANY_SERVICES,
 )
 from autarky.modules.identity.keeper import (
     ACTIVE,
     REVOKED,
     AccountRecord,
+    AttestationRecord,
     KeyEntry,
+    ServiceEntry,
+    anchor_attestation,
     clear_allowance_spent,
+    delete_service,
+    has_service,
     key_holder,
+    mark_attestation_revoked,
     move_allowance_spent,
     read_account,
+    read_attestation,
     read_raw_account,
+    read_services,
     replace_key,
     write_account,
+    write_service,
 )
 from autarky.modules.identity.messages import (
     MAX_KEYS_PER_ACCOUNT,
+    MAX_SERVICES_PER_ACCOUNT,
     AddKey,
+    Attest,
     Recover,
     Register,
     RemoveKey,
+    RemoveService,
     Revoke,
+    RevokeAttestation,
     Rotate,
+    SetService,
 )
 
 
@@ -151,6 +180,84 @@ def recover(ctx: TxContext, msg: Recover) -> None:
     ctx.emit("identity.recovered", did=msg.did, new_key=msg.new_key)
 
 
+def set_service(ctx: TxContext, msg: SetService) -> None:
+    """Add the service ``msg.service_id`` of ``msg.did``, or replace it if the account has one."""
+    record = _registered(ctx, msg.did)
+    _require_self_or_owner(ctx, msg.did, record)
+    _require_active(msg.did, record)
+    if not has_service(ctx.state, msg.did, msg.service_id) and (
+        len(read_services(ctx.state, msg.did)) >= MAX_SERVICES_PER_ACCOUNT
+    ):
+        raise TOO_MANY_SERVICES(f"an account has at most {MAX_SERVICES_PER_ACCOUNT} services")
+
+    write_service(
+        ctx.state, msg.did, ServiceEntry(msg.service_id, msg.service_type, msg.endpoint, ctx.height)
+    )
+    ctx.emit(
+        "identity.service_set",
+        did=msg.did,
+        service_id=msg.service_id,
+        service_type=msg.service_type,
+        endpoint=msg.endpoint,
+    )
+
+
+def remove_service(ctx: TxContext, msg: RemoveService) -> None:
+    record = _registered(ctx, msg.did)
+    _require_self_or_owner(ctx, msg.did, record)
+    _require_active(msg.did, record)
+    if not has_service(ctx.state, msg.did, msg.service_id):
+        raise SERVICE_NOT_FOUND(f"{msg.did} has no service {msg.service_id!r}")
+
+    delete_service(ctx.state, msg.did, msg.service_id)
+    ctx.emit("identity.service_removed", did=msg.did, service_id=msg.service_id)
+
+
+def attest(ctx: TxContext, msg: Attest) -> None:
+    """Anchor a signed claim: its issuer sends it, and one of the issuer's assertion keys signed it."""
+    signed = msg.signed
+    claim = signed.claim
+    if ctx.sender != claim.issuer:
+        raise NOT_AUTHORISED(f"only the issuer {claim.issuer} may anchor its claim")
+    if not ctx.scope.full:
+        raise NOT_AUTHORISED("an issuer anchors claims only with a full-scope key")
+    if signed.key not in assertion_keys(claim.issuer, read_raw_account(ctx.state, claim.issuer)):
+        raise NOT_ASSERTION_KEY(
+            f"the claim's key {signed.key.hex()[:16]}… is not an active full-scope key of the issuer"
+        )
+    if claim.valid_until_ms <= ctx.env.time_ms:
+        raise CLAIM_EXPIRED(
+            f"the claim was valid until {claim.valid_until_ms} ms; this block is at {ctx.env.time_ms} ms"
+        )
+    attestation_id = claim.id
+    if read_attestation(ctx.state, attestation_id) is not None:
+        raise ATTESTATION_EXISTS(f"attestation {attestation_id.hex()} is already anchored")
+
+    record = AttestationRecord(claim.encode(), signed.key, signed.signature, ctx.height, None)
+    anchor_attestation(ctx.state, attestation_id, claim, record)
+    ctx.emit(
+        "identity.attested",
+        id=attestation_id,
+        issuer=claim.issuer,
+        subject=claim.subject,
+        schema=claim.schema,
+    )
+
+
+def revoke_attestation(ctx: TxContext, msg: RevokeAttestation) -> None:
+    record = read_attestation(ctx.state, msg.id)
+    if record is None:
+        raise ATTESTATION_NOT_FOUND(f"no attestation {msg.id.hex()} is anchored")
+    claim = record.claim
+    if ctx.sender != claim.issuer:
+        raise NOT_AUTHORISED(f"only the issuer {claim.issuer} may revoke this attestation")
+    if record.revoked is not None:
+        raise ATTESTATION_REVOKED(f"attestation {msg.id.hex()} was revoked at height {record.revoked}")
+
+    mark_attestation_revoked(ctx.state, msg.id, ctx.height)
+    ctx.emit("identity.attestation_revoked", id=msg.id, issuer=claim.issuer, subject=claim.subject)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Guards shared by the handlers
 
@@ -168,7 +275,7 @@ def _require_self_or_owner(ctx: TxContext, did: str, record: AccountRecord) -> N
     if ctx.sender == did and ctx.scope.full:
         return
     if ctx.sender == did:
-        raise NOT_AUTHORISED("the account may change its keys only with a full-scope key")
+        raise NOT_AUTHORISED("the account may change its own entry only with a full-scope key")
     raise NOT_AUTHORISED(f"only {did} itself or its owner may do this, and it has {_owner_text(record)}")
 
 

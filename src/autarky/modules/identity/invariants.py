@@ -7,6 +7,13 @@
    record's DID, and every index entry names a registered account that lists the key.
 3. Every allowance counter belongs to a listed key whose allowance names that asset, is positive,
    and does not exceed the allowance.
+4. Every service entry belongs to a registered account, passes the ``set_service`` value rules, and
+   no account has more than ``MAX_SERVICES_PER_ACCOUNT``.
+5. Every attestation record is well formed: its id is the SHA-256 of its claim bytes, the claim
+   passes the claim rules, the signature verifies under the record's key, and a revocation height
+   is not before the anchoring height.
+6. The subject and issuer indexes and the records agree both ways: each record has exactly one
+   entry in each (at its anchoring height, naming the other party), and each entry names a record.
 
 The checks read the raw stored values and report what they find rather than assert, so a
 corrupted state produces a readable list instead of a crash.
@@ -18,14 +25,21 @@ from typing import Any
 
 from autarky.crypto.did import is_did_key
 from autarky.crypto.keys import InvalidKey, check_public_key
+from autarky.ledger.errors import TxError
 from autarky.ledger.state import StateReader
+from autarky.modules.identity.claims import attestation_id, decode_claim_bytes, verify_claim_signature
 from autarky.modules.identity.keeper import (
+    HEIGHT_DIGITS,
     STATUSES,
     iter_allowance_spent,
+    iter_issuer_index,
     iter_key_index,
     iter_raw_accounts,
+    iter_raw_attestations,
+    iter_raw_services,
+    iter_subject_index,
 )
-from autarky.modules.identity.messages import MAX_KEYS_PER_ACCOUNT
+from autarky.modules.identity.messages import MAX_KEYS_PER_ACCOUNT, MAX_SERVICES_PER_ACCOUNT, check_service
 
 _RECORD_FIELDS = (
     "capabilities",
@@ -56,6 +70,8 @@ def check_invariants(state: StateReader) -> list[str]:
             allowances[(did, key_hex)] = entry["allowance"]
     problems.extend(_check_key_index(state, listed))
     problems.extend(_check_allowance_counters(state, allowances))
+    problems.extend(_check_services(state, set(listed.values())))
+    problems.extend(_check_attestations(state))
     return problems
 
 
@@ -140,4 +156,72 @@ def _check_allowance_counters(
             problems.append(f"allowance counter {path}: no listed key has an allowance for {asset!r}")
         elif type(spent) is not int or not 0 < spent <= allowance[asset]:
             problems.append(f"allowance counter {path}: spent {spent!r} is outside 1..{allowance[asset]}")
+    return problems
+
+
+def _check_services(state: StateReader, registered: set[str]) -> list[str]:
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+    for path, value in iter_raw_services(state):
+        did, _, service_id = path.partition("/")
+        if did not in registered:
+            problems.append(f"service {path}: {did} is not a registered account")
+        counts[did] = counts.get(did, 0) + 1
+        if type(value) is not dict or sorted(value) != ["endpoint", "set", "type"]:
+            problems.append(f"service {path}: value is not a map of endpoint, set, type")
+            continue
+        try:
+            check_service(service_id, value["type"], value["endpoint"])
+        except (TxError, TypeError) as exc:
+            problems.append(f"service {path}: {exc}")
+    for did, count in counts.items():
+        if count > MAX_SERVICES_PER_ACCOUNT:
+            problems.append(f"account {did}: {count} services, more than {MAX_SERVICES_PER_ACCOUNT}")
+    return problems
+
+
+_ATTESTATION_FIELDS = ["anchored", "claim", "key", "revoked", "signature"]
+
+
+def _check_attestations(state: StateReader) -> list[str]:
+    problems: list[str] = []
+    expected_subject: dict[str, str] = {}  # subject index path -> issuer it must hold
+    expected_issuer: dict[str, str] = {}  # issuer index path -> subject it must hold
+    for id_hex, record in iter_raw_attestations(state):
+        where = f"attestation {id_hex}"
+        if type(record) is not dict or sorted(record) != _ATTESTATION_FIELDS:
+            problems.append(f"{where}: record is not a map with the fields {_ATTESTATION_FIELDS}")
+            continue
+        claim_bytes, anchored, revoked = record["claim"], record["anchored"], record["revoked"]
+        if type(claim_bytes) is not bytes or attestation_id(claim_bytes).hex() != id_hex:
+            problems.append(f"{where}: the id is not the SHA-256 of the claim bytes")
+            continue
+        try:
+            claim = decode_claim_bytes(claim_bytes)
+        except TxError as exc:
+            problems.append(f"{where}: malformed claim: {exc}")
+            continue
+        if not verify_claim_signature(claim_bytes, record["key"], record["signature"]):
+            problems.append(f"{where}: the signature does not verify under the record's key")
+        if type(anchored) is not int or anchored < 0:
+            problems.append(f"{where}: anchoring height {anchored!r} is not a height")
+            continue
+        if revoked is not None and (type(revoked) is not int or revoked < anchored):
+            problems.append(f"{where}: revocation height {revoked!r} is not a height at or after {anchored}")
+        height = f"{anchored:0{HEIGHT_DIGITS}d}"
+        expected_subject[f"{claim.subject}/{height}/{id_hex}"] = claim.issuer
+        expected_issuer[f"{claim.issuer}/{height}/{id_hex}"] = claim.subject
+    problems.extend(_compare_index("subject", dict(iter_subject_index(state)), expected_subject))
+    problems.extend(_compare_index("issuer", dict(iter_issuer_index(state)), expected_issuer))
+    return problems
+
+
+def _compare_index(name: str, stored: dict[str, object], expected: dict[str, str]) -> list[str]:
+    problems: list[str] = []
+    for path, value in stored.items():
+        if expected.get(path) != value:
+            problems.append(f"{name} index {path} -> {value!r}: no attestation record matches it")
+    for path, value in expected.items():
+        if path not in stored:
+            problems.append(f"{name} index: entry {path} -> {value} is missing")
     return problems

@@ -5,10 +5,17 @@ State keys (values are canonical CBOR)::
     identity/acct/<did>                    the account record (see :class:`AccountRecord`)
     identity/key/<public key hex>          the DID of the registered account that holds this key
     identity/allow/<did>/<key hex>/<asset> amount of <asset> already spent against that key's allowance
+    identity/svc/<did>/<service id>        a service of a registered account (see :class:`ServiceEntry`)
+    identity/att/<id hex>                  an anchored attestation (see :class:`AttestationRecord`)
+    identity/attsub/<subject>/<height>/<id hex>   index by subject; the value is the issuer's DID
+    identity/attiss/<issuer>/<height>/<id hex>    index by issuer; the value is the subject's DID
 
 A key belongs to at most one registered account at a time: :func:`write_account` keeps the
 ``identity/key/`` index equal to the keys listed in the records, so every writer goes through it.
-Key hex is lower case.
+Key hex and id hex are lower case. ``<height>`` is the anchoring height as 20 decimal digits, so an
+index lists a DID's attestations in the order they were anchored; :func:`anchor_attestation` writes
+a record and both its index entries together, and nothing deletes them (revocation only marks the
+record).
 """
 
 from __future__ import annotations
@@ -20,12 +27,18 @@ from typing import Any
 from autarky.encoding import decode_trusted
 from autarky.ledger.errors import UNKNOWN_SIGNER
 from autarky.ledger.state import Overlay, StateReader, get_obj
+from autarky.modules.identity.claims import Claim, decode_claim_bytes
 from autarky.modules.identity.errors import ALLOWANCE_EXCEEDED
 from autarky.modules.identity.messages import Actions, Allowance
 
 ACCOUNT_PREFIX = "identity/acct/"
 KEY_PREFIX = "identity/key/"
 ALLOWANCE_PREFIX = "identity/allow/"
+SERVICE_PREFIX = "identity/svc/"
+ATTESTATION_PREFIX = "identity/att/"
+SUBJECT_INDEX_PREFIX = "identity/attsub/"
+ISSUER_INDEX_PREFIX = "identity/attiss/"
+HEIGHT_DIGITS = 20
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -178,19 +191,19 @@ def key_holder(state: StateReader, public_key: bytes) -> str | None:
 def iter_raw_accounts(state: StateReader) -> Iterator[tuple[str, Any]]:
     """(did, stored value) for every account record, undecoded beyond CBOR (for invariants)."""
     for key, raw in state.iter_prefix(ACCOUNT_PREFIX):
-        yield key[len(ACCOUNT_PREFIX):], decode_trusted(raw)
+        yield key[len(ACCOUNT_PREFIX) :], decode_trusted(raw)
 
 
 def iter_key_index(state: StateReader) -> Iterator[tuple[str, Any]]:
     """(public key hex, stored holder) for every key index entry."""
     for key, raw in state.iter_prefix(KEY_PREFIX):
-        yield key[len(KEY_PREFIX):], decode_trusted(raw)
+        yield key[len(KEY_PREFIX) :], decode_trusted(raw)
 
 
 def iter_allowance_spent(state: StateReader) -> Iterator[tuple[str, Any]]:
     """(the part of the state key after ``identity/allow/``, stored amount) for every allowance counter."""
     for key, raw in state.iter_prefix(ALLOWANCE_PREFIX):
-        yield key[len(ALLOWANCE_PREFIX):], decode_trusted(raw)
+        yield key[len(ALLOWANCE_PREFIX) :], decode_trusted(raw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -232,7 +245,7 @@ def replace_key(record: AccountRecord, old_key: bytes, new_key: bytes, height: i
 def move_allowance_spent(state: Overlay, did: str, old_key: bytes, new_key: bytes) -> None:
     """Carry the amounts spent by ``old_key`` over to ``new_key``: a rotation must not refill an allowance."""
     for key, raw in list(state.iter_prefix(_allowance_prefix(did, old_key))):
-        asset = key[len(_allowance_prefix(did, old_key)):]
+        asset = key[len(_allowance_prefix(did, old_key)) :]
         state.set(allowance_key(did, new_key, asset), raw)
         state.delete(key)
 
@@ -275,3 +288,153 @@ def charge_allowance(state: Overlay, did: str, public_key: bytes, asset: str, am
         )
     if amount > 0:
         state.set_obj(allowance_key(did, public_key, asset), spent + amount)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Services of a registered account
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    """One entry of a DID document's ``service`` list: ``<did>#<service_id>``, its type and endpoint."""
+
+    service_id: str
+    service_type: str
+    endpoint: str
+    set_height: int
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {"type": self.service_type, "endpoint": self.endpoint, "set": self.set_height}
+
+
+def service_key(did: str, service_id: str) -> str:
+    return f"{SERVICE_PREFIX}{did}/{service_id}"
+
+
+def read_services(state: StateReader, did: str) -> list[ServiceEntry]:
+    """The services of ``did`` in service-id order."""
+    prefix = f"{SERVICE_PREFIX}{did}/"
+    entries = []
+    for key, raw in state.iter_prefix(prefix):
+        value = decode_trusted(raw)
+        entries.append(ServiceEntry(key[len(prefix) :], value["type"], value["endpoint"], value["set"]))
+    return entries
+
+
+def has_service(state: StateReader, did: str, service_id: str) -> bool:
+    return state.get(service_key(did, service_id)) is not None
+
+
+def write_service(state: Overlay, did: str, entry: ServiceEntry) -> None:
+    state.set_obj(service_key(did, entry.service_id), entry.to_cbor())
+
+
+def delete_service(state: Overlay, did: str, service_id: str) -> None:
+    assert has_service(state, did, service_id)
+    state.delete(service_key(did, service_id))
+
+
+def iter_raw_services(state: StateReader) -> Iterator[tuple[str, Any]]:
+    """(the part of the state key after ``identity/svc/``, stored value) for every service entry."""
+    for key, raw in state.iter_prefix(SERVICE_PREFIX):
+        yield key[len(SERVICE_PREFIX) :], decode_trusted(raw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attestations
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRecord:
+    """An anchored attestation: the claim bytes as signed, the key and signature, the anchoring height,
+    and the height of its revocation (None while not revoked)."""
+
+    claim_bytes: bytes
+    key: bytes
+    signature: bytes
+    anchored: int
+    revoked: int | None
+
+    @property
+    def claim(self) -> Claim:
+        return decode_claim_bytes(self.claim_bytes)
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim_bytes,
+            "key": self.key,
+            "signature": self.signature,
+            "anchored": self.anchored,
+            "revoked": self.revoked,
+        }
+
+    @classmethod
+    def from_cbor(cls, data: dict[str, Any]) -> AttestationRecord:
+        return cls(data["claim"], data["key"], data["signature"], data["anchored"], data["revoked"])
+
+
+def attestation_key(attestation_id: bytes) -> str:
+    return ATTESTATION_PREFIX + attestation_id.hex()
+
+
+def subject_index_key(subject: str, height: int, attestation_id: bytes) -> str:
+    return f"{SUBJECT_INDEX_PREFIX}{subject}/{height:0{HEIGHT_DIGITS}d}/{attestation_id.hex()}"
+
+
+def issuer_index_key(issuer: str, height: int, attestation_id: bytes) -> str:
+    return f"{ISSUER_INDEX_PREFIX}{issuer}/{height:0{HEIGHT_DIGITS}d}/{attestation_id.hex()}"
+
+
+def read_attestation(state: StateReader, attestation_id: bytes) -> AttestationRecord | None:
+    value = get_obj(state, attestation_key(attestation_id))
+    assert value is None or type(value) is dict, "an attestation record is a map"
+    return None if value is None else AttestationRecord.from_cbor(value)
+
+
+def anchor_attestation(
+    state: Overlay, attestation_id: bytes, claim: Claim, record: AttestationRecord
+) -> None:
+    """Write a new attestation record and its two index entries."""
+    assert read_attestation(state, attestation_id) is None, "an attestation is anchored once"
+    assert record.revoked is None and claim.encode() == record.claim_bytes
+    state.set_obj(attestation_key(attestation_id), record.to_cbor())
+    state.set_obj(subject_index_key(claim.subject, record.anchored, attestation_id), claim.issuer)
+    state.set_obj(issuer_index_key(claim.issuer, record.anchored, attestation_id), claim.subject)
+
+
+def mark_attestation_revoked(state: Overlay, attestation_id: bytes, height: int) -> None:
+    record = read_attestation(state, attestation_id)
+    assert record is not None and record.revoked is None
+    state.set_obj(attestation_key(attestation_id), replace(record, revoked=height).to_cbor())
+
+
+def attestation_ids_about(state: StateReader, subject: str) -> list[bytes]:
+    """The ids of the attestations about ``subject``, in anchoring order."""
+    return _indexed_ids(state, f"{SUBJECT_INDEX_PREFIX}{subject}/")
+
+
+def attestation_ids_by(state: StateReader, issuer: str) -> list[bytes]:
+    """The ids of the attestations ``issuer`` anchored, in anchoring order."""
+    return _indexed_ids(state, f"{ISSUER_INDEX_PREFIX}{issuer}/")
+
+
+def _indexed_ids(state: StateReader, prefix: str) -> list[bytes]:
+    return [bytes.fromhex(key.rsplit("/", 1)[1]) for key, _ in state.iter_prefix(prefix)]
+
+
+def iter_raw_attestations(state: StateReader) -> Iterator[tuple[str, Any]]:
+    """(id hex, stored value) for every attestation record (for invariants)."""
+    for key, raw in state.iter_prefix(ATTESTATION_PREFIX):
+        yield key[len(ATTESTATION_PREFIX) :], decode_trusted(raw)
+
+
+def iter_subject_index(state: StateReader) -> Iterator[tuple[str, Any]]:
+    """(the part of the key after ``identity/attsub/``, stored issuer) for every subject index entry."""
+    for key, raw in state.iter_prefix(SUBJECT_INDEX_PREFIX):
+        yield key[len(SUBJECT_INDEX_PREFIX) :], decode_trusted(raw)
+
+
+def iter_issuer_index(state: StateReader) -> Iterator[tuple[str, Any]]:
+    """(the part of the key after ``identity/attiss/``, stored subject) for every issuer index entry."""
+    for key, raw in state.iter_prefix(ISSUER_INDEX_PREFIX):
+        yield key[len(ISSUER_INDEX_PREFIX) :], decode_trusted(raw)

@@ -6,7 +6,11 @@ module's precedence (README.md):
 1. shape: every required field is present, no unexpected field is, and every field has its type
    (``core.invalid_message``); fields that accept None may be left out;
 2. values, code by code: ``identity.invalid_did``, ``identity.invalid_key``, ``identity.invalid_field``,
-   ``identity.too_large``, ``identity.invalid_scope``.
+   ``identity.too_large``, ``identity.invalid_scope``, ``identity.bad_claim_signature``.
+
+An ``identity/attest`` message is a signed claim (``claims.py``) with its ``"type"``; its claim is
+parsed by ``claims.parse_signed_claim``, which verifies the claim signature here, before any state
+is read (a signature is a property of the message alone).
 
 The value checks are also used to validate the genesis accounts, so a genesis file and a transaction
 are held to the same rules.
@@ -23,6 +27,7 @@ from autarky.crypto.did import is_did_key
 from autarky.crypto.keys import InvalidKey, check_public_key
 from autarky.ledger.errors import INVALID_MESSAGE
 from autarky.ledger.tx import MAX_U64
+from autarky.modules.identity.claims import SIGNED_CLAIM_FIELDS, SignedClaim, parse_signed_claim
 from autarky.modules.identity.errors import INVALID_DID, INVALID_FIELD, INVALID_KEY, INVALID_SCOPE, TOO_LARGE
 
 REGISTER = "identity/register"
@@ -31,7 +36,22 @@ REMOVE_KEY = "identity/remove_key"
 ROTATE = "identity/rotate"
 REVOKE = "identity/revoke"
 RECOVER = "identity/recover"
-MESSAGE_TYPES = (REGISTER, ADD_KEY, REMOVE_KEY, ROTATE, REVOKE, RECOVER)
+ATTEST = "identity/attest"
+REVOKE_ATTESTATION = "identity/revoke_attestation"
+SET_SERVICE = "identity/set_service"
+REMOVE_SERVICE = "identity/remove_service"
+MESSAGE_TYPES = (
+    REGISTER,
+    ADD_KEY,
+    REMOVE_KEY,
+    ROTATE,
+    REVOKE,
+    RECOVER,
+    ATTEST,
+    REVOKE_ATTESTATION,
+    SET_SERVICE,
+    REMOVE_SERVICE,
+)
 
 # Size caps. They bound the state one registration can occupy and the DID documents served from it.
 MAX_TEXT_CHARS = 64
@@ -45,9 +65,19 @@ MAX_KEYS_PER_ACCOUNT = 8
 MAX_ACTIONS = 16
 MAX_ALLOWANCE_ASSETS = 16
 MAX_ASSET_CHARS = 64
+ATTESTATION_ID_BYTES = 32
+MAX_SERVICES_PER_ACCOUNT = 8
+MAX_SERVICE_ID_CHARS = 32
+MAX_SERVICE_TYPE_CHARS = 64
+MAX_SERVICE_ENDPOINT_CHARS = 256
 
 # A message type as the router names it: ``module/action``, lower case.
 _ACTION = re.compile(r"^[a-z][a-z0-9_]{0,31}/[a-z][a-z0-9_]{0,31}$")
+# A service id is the fragment of ``<did>#<id>``; a service type a DID Core type name such as
+# ``LinkedDomains`` or ``MQTTBroker``; an endpoint a URI with a scheme and no spaces or controls.
+_SERVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SERVICE_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
+_ENDPOINT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+")
 
 Actions = tuple[str, ...]
 Allowance = tuple[tuple[str, int], ...]
@@ -94,6 +124,30 @@ class Revoke:
 class Recover:
     did: str
     new_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Attest:
+    signed: SignedClaim
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeAttestation:
+    id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetService:
+    did: str
+    service_id: str
+    service_type: str
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveService:
+    did: str
+    service_id: str
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -163,6 +217,40 @@ def parse_recover(message: Mapping[str, Any]) -> Recover:
     return Recover(did, new_key)
 
 
+def parse_attest(message: Mapping[str, Any]) -> Attest:
+    return Attest(parse_signed_claim(message, ("type", *SIGNED_CLAIM_FIELDS)))
+
+
+def parse_revoke_attestation(message: Mapping[str, Any]) -> RevokeAttestation:
+    _check_field_names(message, ("id",), ())
+    value = message.get("id")
+    if type(value) is not bytes:
+        raise INVALID_MESSAGE("field 'id' must be bytes (an attestation id)")
+    if len(value) != ATTESTATION_ID_BYTES:
+        raise INVALID_FIELD(f"an attestation id is {ATTESTATION_ID_BYTES} bytes (SHA-256 of the claim)")
+    return RevokeAttestation(value)
+
+
+def parse_set_service(message: Mapping[str, Any]) -> SetService:
+    _check_field_names(message, ("did", "service_id", "service_type", "endpoint"), ())
+    did = _text(message, "did")
+    service_id = _text(message, "service_id")
+    service_type = _text(message, "service_type")
+    endpoint = _text(message, "endpoint")
+    check_did(did, "did")
+    check_service(service_id, service_type, endpoint)
+    return SetService(did, service_id, service_type, endpoint)
+
+
+def parse_remove_service(message: Mapping[str, Any]) -> RemoveService:
+    _check_field_names(message, ("did", "service_id"), ())
+    did = _text(message, "did")
+    service_id = _text(message, "service_id")
+    check_did(did, "did")
+    check_service_id(service_id)
+    return RemoveService(did, service_id)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Builders: the message maps clients put in a transaction body
 
@@ -214,6 +302,29 @@ def revoke(did: str) -> dict[str, Any]:
 
 def recover(did: str, new_key: bytes) -> dict[str, Any]:
     return {"type": RECOVER, "did": did, "new_key": new_key}
+
+
+def attest(signed: SignedClaim) -> dict[str, Any]:
+    """Anchor ``signed`` (see ``claims.sign_claim``); the transaction's sender must be its issuer."""
+    return {"type": ATTEST, **signed.to_cbor()}
+
+
+def revoke_attestation(attestation_id: bytes) -> dict[str, Any]:
+    return {"type": REVOKE_ATTESTATION, "id": attestation_id}
+
+
+def set_service(did: str, service_id: str, service_type: str, endpoint: str) -> dict[str, Any]:
+    return {
+        "type": SET_SERVICE,
+        "did": did,
+        "service_id": service_id,
+        "service_type": service_type,
+        "endpoint": endpoint,
+    }
+
+
+def remove_service(did: str, service_id: str) -> dict[str, Any]:
+    return {"type": REMOVE_SERVICE, "did": did, "service_id": service_id}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -298,6 +409,38 @@ def check_scope(
         if not 0 <= amount <= MAX_U64:
             raise INVALID_SCOPE(f"the allowance of {asset!r} must be between 0 and 2**64 - 1")
     return tuple(sorted(actions)), tuple(sorted(allowance.items()))
+
+
+def check_service_id(service_id: str) -> str:
+    _check_service_id_form(service_id)
+    if len(service_id) > MAX_SERVICE_ID_CHARS:
+        raise TOO_LARGE(f"service_id is longer than {MAX_SERVICE_ID_CHARS} characters")
+    return service_id
+
+
+def check_service(service_id: str, service_type: str, endpoint: str) -> None:
+    """Check a service entry: every ``invalid_field`` check before ``too_large``."""
+    _check_service_id_form(service_id)
+    if not _SERVICE_TYPE.fullmatch(service_type):
+        raise INVALID_FIELD("service_type must be a type name such as 'LinkedDomains' or 'MQTTBroker'")
+    if not _ENDPOINT.fullmatch(endpoint):
+        raise INVALID_FIELD(
+            "endpoint must be a URI with a scheme (e.g. 'mqtts://broker.example:8883'), no spaces"
+        )
+    for name, value, limit in (
+        ("service_id", service_id, MAX_SERVICE_ID_CHARS),
+        ("service_type", service_type, MAX_SERVICE_TYPE_CHARS),
+        ("endpoint", endpoint, MAX_SERVICE_ENDPOINT_CHARS),
+    ):
+        if len(value) > limit:
+            raise TOO_LARGE(f"{name} is longer than {limit} characters")
+
+
+def _check_service_id_form(service_id: str) -> None:
+    if not _SERVICE_ID.fullmatch(service_id):
+        raise INVALID_FIELD(
+            "service_id must be letters, digits, '.', '_', '-', starting with a letter or digit"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------

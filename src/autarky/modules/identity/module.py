@@ -1,7 +1,8 @@
 """``IdentityModule``: the directory of accounts and keys, and the chain's authenticator.
 
 Other modules see identity only through the narrow interface below (``owner_of``, ``account``,
-``is_machine``, ``charge_allowance``, ``did_document``); the executor sees it as the
+``is_machine``, ``charge_allowance``, ``did_document``, ``attestation``, ``check_attestation``,
+``attestations_about``, ``attestations_by``, ``services``); the executor sees it as the
 :class:`~autarky.ledger.router.Authenticator` that decides which keys sign for which account.
 """
 
@@ -15,24 +16,34 @@ from autarky.crypto.keys import PUBLIC_KEY_BYTES
 from autarky.ledger.errors import ACCOUNT_REVOKED, UNKNOWN_SIGNER
 from autarky.ledger.router import KeyScope, Module, TxContext
 from autarky.ledger.state import Overlay, StateReader
+from autarky.modules.identity import attestations, handlers, keeper
 from autarky.modules.identity import did_document as documents
-from autarky.modules.identity import handlers, keeper
+from autarky.modules.identity.attestations import Verdict
 from autarky.modules.identity.genesis import init_genesis
 from autarky.modules.identity.invariants import check_invariants
+from autarky.modules.identity.keeper import AttestationRecord, ServiceEntry
 from autarky.modules.identity.messages import (
     ADD_KEY,
+    ATTEST,
     MESSAGE_TYPES,
     RECOVER,
     REGISTER,
     REMOVE_KEY,
+    REMOVE_SERVICE,
     REVOKE,
+    REVOKE_ATTESTATION,
     ROTATE,
+    SET_SERVICE,
     parse_add_key,
+    parse_attest,
     parse_recover,
     parse_register,
     parse_remove_key,
+    parse_remove_service,
     parse_revoke,
+    parse_revoke_attestation,
     parse_rotate,
+    parse_set_service,
 )
 
 
@@ -59,6 +70,14 @@ class IdentityModule(Module):
             handlers.revoke(ctx, parse_revoke(message))
         elif message_type == RECOVER:
             handlers.recover(ctx, parse_recover(message))
+        elif message_type == ATTEST:
+            handlers.attest(ctx, parse_attest(message))
+        elif message_type == REVOKE_ATTESTATION:
+            handlers.revoke_attestation(ctx, parse_revoke_attestation(message))
+        elif message_type == SET_SERVICE:
+            handlers.set_service(ctx, parse_set_service(message))
+        elif message_type == REMOVE_SERVICE:
+            handlers.remove_service(ctx, parse_remove_service(message))
         else:
             raise AssertionError(f"the router sent {message_type!r} to identity")
 
@@ -109,9 +128,34 @@ class IdentityModule(Module):
         """Count a spend by ``account``'s signing ``key`` against its allowance (see ``keeper``)."""
         keeper.charge_allowance(state, account, key, asset, amount)
 
-    def did_document(self, state: StateReader, did: str) -> dict[str, Any]:
-        """The W3C DID document of ``did``; raises ``InvalidDid`` (a ValueError) for a non-did:key."""
-        return documents.did_document(state, did)
+    def did_document(self, state: StateReader, did: str, now_ms: int | None = None) -> dict[str, Any]:
+        """The W3C DID document of ``did``; raises ``InvalidDid`` (a ValueError) for a non-did:key.
+
+        With ``now_ms``, the attestations it lists say whether they are valid at that time.
+        """
+        return documents.did_document(state, did, now_ms)
+
+    def attestation(self, state: StateReader, attestation_id: bytes) -> AttestationRecord | None:
+        """The anchored attestation with this id (``sha256`` of its claim bytes), or None."""
+        return keeper.read_attestation(state, attestation_id)
+
+    def check_attestation(
+        self, state: StateReader, attestation_id: bytes, now_ms: int
+    ) -> tuple[AttestationRecord | None, Verdict]:
+        """The attestation and its verdict at ``now_ms`` (see ``attestations.py``), from ``state``."""
+        return attestations.resolve_attestation(state, attestation_id, now_ms)
+
+    def attestations_about(self, state: StateReader, subject: str) -> list[bytes]:
+        """Ids of the attestations about ``subject``, in anchoring order."""
+        return keeper.attestation_ids_about(state, subject)
+
+    def attestations_by(self, state: StateReader, issuer: str) -> list[bytes]:
+        """Ids of the attestations ``issuer`` anchored, in anchoring order."""
+        return keeper.attestation_ids_by(state, issuer)
+
+    def services(self, state: StateReader, did: str) -> list[ServiceEntry]:
+        """The services of ``did``, in service-id order."""
+        return keeper.read_services(state, did)
 
 
 def _is_key_of_did(public_key: bytes, did: str) -> bool:
