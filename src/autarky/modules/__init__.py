@@ -17,11 +17,15 @@ def build_app(fast_path: bool = True) -> App:
     from autarky.modules.bank import BankModule
     from autarky.modules.bank.fast import try_send
     from autarky.modules.identity import IdentityModule
+    from autarky.modules.policy import PolicyModule
     from autarky.modules.validators import ValidatorsModule
 
     identity = IdentityModule()
-    bank = BankModule(identity=identity)
-    app = App([identity, bank, ValidatorsModule()], authenticator=identity)
+    policy = PolicyModule(identity=identity)
+    bank = BankModule(identity=identity, policy=policy)
+    # policy has no ante hook, end_block or genesis state, so its place in the order changes no
+    # result and no state root of a chain that never uses it.
+    app = App([identity, bank, ValidatorsModule(), policy], authenticator=identity)
     if fast_path:
         app.fast_path = functools.partial(try_send, app)
     return app

@@ -44,6 +44,11 @@ COSIGN_REQUIRED = ErrorCode(
 )
 INSUFFICIENT_FUNDS = ErrorCode("bank.insufficient_funds", "the balance is lower than the amount")
 
+# bank/send_from: after the grant's own policy.* codes, before the guarded debit of the payer.
+GRANTOR_MISMATCH = ErrorCode(
+    "bank.grantor_mismatch", "the grant's root grantor is not the account the funds would leave"
+)
+
 GUARDED_DEBIT_PRECEDENCE = (
     ACCOUNT_FROZEN,
     COUNTERPARTY_NOT_ALLOWED,
@@ -60,6 +65,15 @@ SEND_PRECEDENCE = (INVALID_AMOUNT, INVALID_RECIPIENT, SELF_TRANSFER, UNKNOWN_ASS
 SET_GUARDRAILS_PRECEDENCE = (NOT_OWNER, INVALID_GUARDRAILS)
 FREEZE_PRECEDENCE = (NOT_OWNER,)
 SWEEP_PRECEDENCE = (NOT_OWNER, INVALID_RECIPIENT, SELF_TRANSFER)
+SEND_FROM_PRECEDENCE = (
+    INVALID_AMOUNT,
+    INVALID_RECIPIENT,
+    SELF_TRANSFER,
+    UNKNOWN_ASSET,
+    # policy.unknown_grant ... policy.spend_over_limit, raised by the policy module, come here.
+    GRANTOR_MISMATCH,
+    *GUARDED_DEBIT_PRECEDENCE,
+)
 
 BANK_CODES = (
     ACCOUNT_FROZEN,
@@ -76,5 +90,6 @@ BANK_CODES = (
     WINDOW_LIMIT,
     COSIGN_REQUIRED,
     INSUFFICIENT_FUNDS,
+    GRANTOR_MISMATCH,
 )
 """Every bank code. Part of consensus: add new codes, never rename or remove one."""

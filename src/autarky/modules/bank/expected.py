@@ -1,9 +1,10 @@
 """What the bank module needs from other modules, and nothing more (Cosmos ``expected_keepers``).
 
-The bank sees the ``identity`` module only through :class:`IdentityKeeper`. Anything that
-implements these four methods can be wired in (``build_app`` passes the real ``IdentityModule``;
-a test may pass a fake). States are typed as :class:`Overlay` because the bank only ever calls
-them from inside a transaction, which keeps the requirement on implementers as small as possible.
+The bank sees the ``identity`` module only through :class:`IdentityKeeper` and the ``policy``
+module only through :class:`PolicyKeeper`. Anything that implements these methods can be wired in
+(``build_app`` passes the real ``IdentityModule`` and ``PolicyModule``; a test may pass a fake).
+States are typed as :class:`Overlay` because the bank only ever calls them from inside a
+transaction, which keeps the requirement on implementers as small as possible.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from autarky.ledger.router import TxContext
 from autarky.ledger.state import Overlay
 
 
@@ -32,5 +34,33 @@ class IdentityKeeper(Protocol):
 
         Raises ``identity.allowance_exceeded`` when a scoped key would go past its allowance;
         does nothing for a full-scope key.
+        """
+        ...
+
+
+class GrantUse(Protocol):
+    """What a use of a grant returns: the grant that allowed it and the root of its chain."""
+
+    @property
+    def grant_id(self) -> bytes: ...
+
+    @property
+    def root_grantor(self) -> str: ...
+
+
+class PolicyKeeper(Protocol):
+    def use_grant(
+        self,
+        ctx: TxContext,
+        grant_id: bytes,
+        action: str,
+        resource: str,
+        spend: tuple[str, int] | None = None,
+    ) -> GrantUse:
+        """Check that the transaction's sender may use ``grant_id`` for ``action`` on ``resource``
+        (spending ``spend``), walking its chain to the root, and record the use on every link.
+
+        Raises ``policy.*`` codes (``policy.unknown_grant`` ... ``policy.spend_over_limit``);
+        names the grant in the receipt with a ``policy.grant_used`` event.
         """
         ...

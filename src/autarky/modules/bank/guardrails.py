@@ -1,9 +1,10 @@
 """Guardrails: the rules the ledger enforces on a machine's own keys (SPEC C2).
 
 A machine's owner installs guardrails with ``bank/set_guardrails``; from then on every debit from
-the machine's account in a transaction the machine sends (the fee and each ``bank/send``) goes
-through :func:`guarded_debit`. Debits the owner authorises with ``bank/sweep`` do not: the owner
-signs those. The stored form (``bank/guard/<did>``) is exactly the validated message value::
+the machine's account goes through :func:`guarded_debit`: in a transaction the machine sends (the
+fee and each ``bank/send``), and when another account moves the machine's funds under a grant
+(``bank/send_from``). Debits the owner authorises with ``bank/sweep`` do not: the owner signs
+those. The stored form (``bank/guard/<did>``) is exactly the validated message value::
 
     {"window_blocks": int >= 1,
      "limits": {asset: {"per_tx": int | None, "per_window": int | None, "cosign_above": int | None}},
@@ -13,8 +14,9 @@ signs those. The stored form (``bank/guard/<did>``) is exactly the validated mes
 limited. ``allowlist`` None allows any counterparty; a list allows only those DIDs (the fee
 collector is always allowed, so a machine can always pay its fees).
 
-Amounts are summed per transaction (``ctx.scratch``), so splitting a payment into several
-messages of one transaction never escapes a per-transaction cap, and the fee counts towards it.
+Amounts are summed per transaction and paying account (``ctx.scratch``), so splitting a payment
+into several messages of one transaction never escapes a per-transaction cap, and the fee counts
+towards the sender's.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ _GUARD_KEYS = ("allowlist", "limits", "window_blocks")
 _LIMIT_KEYS = ("cosign_above", "per_tx", "per_window")
 
 SCRATCH_KEY = "bank.tx_debits"
-"""``ctx.scratch[SCRATCH_KEY]``: {asset: amount debited from the sender so far in this transaction}."""
+"""``ctx.scratch[SCRATCH_KEY]``: {payer: {asset: amount debited from payer so far in this transaction}}."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,42 +121,48 @@ def guarded_debit(
     amount: int,
     counterparty: str,
     insufficient: ErrorCode,
+    payer: str | None = None,
 ) -> None:
-    """Debit ``amount`` of ``asset`` from the transaction's sender to ``counterparty``, or reject.
+    """Debit ``amount`` of ``asset`` from ``payer`` to ``counterparty``, or reject.
 
-    The one path by which a transaction's sender pays anything. Checks, in order of precedence:
+    ``payer`` is the transaction's sender unless given (``bank/send_from`` names the account a grant
+    lets the sender spend from). Every debit but the owner's ``bank/sweep`` goes this way. Checks, in
+    order of precedence:
 
-    1. the sender's wallet is frozen: ``bank.account_frozen``;
+    1. the payer's wallet is frozen: ``bank.account_frozen``;
     2. guardrails with an allowlist that lacks ``counterparty`` (the fee collector is always
        allowed): ``bank.counterparty_not_allowed``;
     3. this transaction's total in ``asset`` (this debit included) above ``per_tx``: ``bank.per_tx_cap``;
     4. the debits in the window ending at this block plus this one above ``per_window``:
        ``bank.window_limit``;
-    5. this transaction's total above ``cosign_above`` and no full key of the owner signed the
+    5. the payer's total above ``cosign_above`` and no full key of the payer's owner signed the
        transaction: ``bank.cosign_required``;
-    6. a scoped signing key past its allowance: ``identity.allowance_exceeded`` (raised by identity);
+    6. a scoped signing key past its allowance: ``identity.allowance_exceeded`` (raised by identity;
+       always the sender's signing key, whoever pays);
     7. not enough funds: ``insufficient`` (``bank.insufficient_funds``, or ``bank.insufficient_fee``).
 
-    Then the amount moves, and for a guarded account the debit is recorded at this block's height.
+    Then the amount moves, and for a guarded payer the debit is recorded at this block's height.
     The caller has checked that ``asset`` exists and that ``amount`` is positive.
     """
     assert amount > 0 and keeper.asset_exists(ctx.state, asset), (asset, amount)
-    state, sender, height = ctx.state, ctx.sender, ctx.height
-    assert counterparty != sender
-    if keeper.is_frozen(state, sender):
-        raise ACCOUNT_FROZEN(f"{sender} is frozen by its owner")
-    tx_debits: dict[str, int] = ctx.scratch.setdefault(SCRATCH_KEY, {})
+    state, height = ctx.state, ctx.height
+    payer = ctx.sender if payer is None else payer
+    assert counterparty != payer
+    if keeper.is_frozen(state, payer):
+        raise ACCOUNT_FROZEN(f"{payer} is frozen by its owner")
+    all_debits: dict[str, dict[str, int]] = ctx.scratch.setdefault(SCRATCH_KEY, {})
+    tx_debits = all_debits.setdefault(payer, {})
     tx_total = tx_debits.get(asset, 0) + amount
-    guard = keeper.guardrails(state, sender)
+    guard = keeper.guardrails(state, payer)
     if guard is not None:
-        _check_guardrails(ctx, identity, guard, asset, amount, tx_total, counterparty)
-    identity.charge_allowance(state, sender, ctx.scope.key, asset, amount)
-    available = keeper.balance(state, sender, asset)
+        _check_guardrails(ctx, identity, guard, payer, asset, amount, tx_total, counterparty)
+    identity.charge_allowance(state, ctx.sender, ctx.scope.key, asset, amount)
+    available = keeper.balance(state, payer, asset)
     if available < amount:
-        raise insufficient(f"{sender} holds {available} {asset}, needs {amount}")
-    keeper.transfer(state, sender, counterparty, asset, amount)
+        raise insufficient(f"{payer} holds {available} {asset}, needs {amount}")
+    keeper.transfer(state, payer, counterparty, asset, amount)
     if guard is not None:
-        keeper.record_spent(state, sender, height, asset, amount)
+        keeper.record_spent(state, payer, height, asset, amount)
     tx_debits[asset] = tx_total
 
 
@@ -162,6 +170,7 @@ def _check_guardrails(
     ctx: TxContext,
     identity: IdentityKeeper,
     guard: dict[str, Any],
+    payer: str,
     asset: str,
     amount: int,
     tx_total: int,
@@ -169,7 +178,7 @@ def _check_guardrails(
 ) -> None:
     allowlist = guard["allowlist"]
     if allowlist is not None and counterparty != keeper.FEE_COLLECTOR and counterparty not in allowlist:
-        raise COUNTERPARTY_NOT_ALLOWED(f"{counterparty} is not in the allowlist of {ctx.sender}")
+        raise COUNTERPARTY_NOT_ALLOWED(f"{counterparty} is not in the allowlist of {payer}")
     limits = limits_for(guard, asset)
     if limits is None:
         return
@@ -178,13 +187,13 @@ def _check_guardrails(
     if limits.per_window is not None:
         # The record already holds this transaction's earlier debits (they are written as they
         # happen), so "recorded + amount" is "window before this transaction + tx_total".
-        window_total = keeper.window_spent(ctx.state, ctx.sender, asset, ctx.height) + amount
+        window_total = keeper.window_spent(ctx.state, payer, asset, ctx.height) + amount
         if window_total > limits.per_window:
             window_blocks = guard["window_blocks"]
             limit = limits.per_window
             raise WINDOW_LIMIT(f"{window_total} {asset} in {window_blocks} blocks, the limit is {limit}")
     if limits.cosign_above is not None and tx_total > limits.cosign_above:
-        owner = identity.owner_of(ctx.state, ctx.sender)
+        owner = identity.owner_of(ctx.state, payer)
         if owner is None or not ctx.signed_by_account(owner):
             threshold = limits.cosign_above
             raise COSIGN_REQUIRED(f"{tx_total} {asset} is above {threshold}: the owner must co-sign")

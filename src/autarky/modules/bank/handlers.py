@@ -1,8 +1,9 @@
 """The bank's ante hook and message handlers: a ladder of guard clauses, then the writes, then events.
 
 Each function documents its codes in order of precedence; the README repeats them. Every debit
-from the transaction's sender goes through :func:`guardrails.guarded_debit`; only ``bank/sweep``,
-which the owner signs, moves a machine's funds without it.
+goes through :func:`guardrails.guarded_debit`, from the transaction's sender or, in
+``bank/send_from``, from the account whose grant the sender uses; only ``bank/sweep``, which the
+owner signs, moves a machine's funds without it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from autarky.modules.bank import keeper
 from autarky.modules.bank.errors import (
     ACCOUNT_FROZEN,
     FEE_TOO_LOW,
+    GRANTOR_MISMATCH,
     INSUFFICIENT_FEE,
     INSUFFICIENT_FUNDS,
     INVALID_AMOUNT,
@@ -22,9 +24,12 @@ from autarky.modules.bank.errors import (
     SELF_TRANSFER,
     UNKNOWN_ASSET,
 )
-from autarky.modules.bank.expected import IdentityKeeper
+from autarky.modules.bank.expected import IdentityKeeper, PolicyKeeper
 from autarky.modules.bank.guardrails import guarded_debit, validate_guardrails
-from autarky.modules.bank.messages import Freeze, Send, SetGuardrails, Sweep, Unfreeze
+from autarky.modules.bank.messages import Freeze, Send, SendFrom, SetGuardrails, Sweep, Unfreeze
+
+SPEND_ACTION = "spend"
+"""The action a grant must allow for ``bank/send_from``; its resource is ``bank/<asset>`` (or ``bank``)."""
 
 
 def ante(ctx: TxContext, identity: IdentityKeeper) -> None:
@@ -72,6 +77,35 @@ def send(ctx: TxContext, identity: IdentityKeeper, msg: Send) -> None:
         raise UNKNOWN_ASSET(f"no asset {msg.asset[:40]!r} on this chain")
     guarded_debit(ctx, identity, msg.asset, msg.amount, msg.to, INSUFFICIENT_FUNDS)
     _emit_transfer(ctx, ctx.sender, msg.to, msg.asset, msg.amount)
+
+
+def spend_resource(asset: str) -> str:
+    """The resource ``bank/send_from`` asks a grant to cover: ``bank/<asset>``."""
+    return f"bank/{asset}"
+
+
+def send_from(ctx: TxContext, identity: IdentityKeeper, policy: PolicyKeeper, msg: SendFrom) -> None:
+    """``bank/send_from``: the sender moves ``msg.payer``'s funds under a grant ``msg.payer`` gave.
+
+    Codes in order: ``bank.invalid_amount``, ``bank.invalid_recipient``, ``bank.self_transfer`` (to
+    the payer), ``bank.unknown_asset``, then the grant's (``policy.unknown_grant`` ...
+    ``policy.spend_over_limit``: the sender must hold a live grant chain allowing ``spend`` on
+    ``bank/<asset>`` with room for the amount), ``bank.grantor_mismatch`` (the chain's root grantor
+    is not the payer), then the guarded debit's codes for the payer (its freeze and guardrails; the
+    sender's signing key's allowance). The use and the spend count on every grant of the chain.
+    """
+    if not 1 <= msg.amount <= keeper.MAX_AMOUNT:
+        raise INVALID_AMOUNT(f"amount {msg.amount} is not from 1 to 2**64-1")
+    _check_recipient(ctx, msg.to, msg.payer)
+    if not keeper.asset_exists(ctx.state, msg.asset):
+        raise UNKNOWN_ASSET(f"no asset {msg.asset[:40]!r} on this chain")
+    use = policy.use_grant(
+        ctx, msg.grant, SPEND_ACTION, spend_resource(msg.asset), spend=(msg.asset, msg.amount)
+    )
+    if use.root_grantor != msg.payer:
+        raise GRANTOR_MISMATCH(f"grant {msg.grant.hex()} comes from {use.root_grantor}, not {msg.payer}")
+    guarded_debit(ctx, identity, msg.asset, msg.amount, msg.to, INSUFFICIENT_FUNDS, payer=msg.payer)
+    _emit_transfer(ctx, msg.payer, msg.to, msg.asset, msg.amount)
 
 
 def _require_owner(ctx: TxContext, identity: IdentityKeeper, machine: str) -> str:

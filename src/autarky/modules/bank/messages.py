@@ -5,6 +5,7 @@ Parsing checks shape only (exact key set, exact types; a bool is never an int) a
 
 =====================  ==============================================================
 ``bank/send``          ``to``: str, ``asset``: str, ``amount``: int
+``bank/send_from``     ``from``: did:key, ``to``: str, ``asset``: str, ``amount``: int, ``grant``: 32 bytes
 ``bank/set_guardrails`` ``machine``: did:key, ``guardrails``: map or null (validated by the handler)
 ``bank/freeze``        ``machine``: did:key
 ``bank/unfreeze``      ``machine``: did:key
@@ -23,11 +24,13 @@ from autarky.ledger.errors import INVALID_MESSAGE
 from autarky.ledger.router import require_field
 
 SEND = "bank/send"
+SEND_FROM = "bank/send_from"
 SET_GUARDRAILS = "bank/set_guardrails"
 FREEZE = "bank/freeze"
 UNFREEZE = "bank/unfreeze"
 SWEEP = "bank/sweep"
-MESSAGE_TYPES = (SEND, SET_GUARDRAILS, FREEZE, UNFREEZE, SWEEP)
+MESSAGE_TYPES = (SEND, SET_GUARDRAILS, FREEZE, UNFREEZE, SWEEP, SEND_FROM)
+GRANT_ID_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,17 @@ class Send:
     to: str
     asset: str
     amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrom:
+    """Move ``amount`` of ``asset`` from ``payer`` (the message's ``from``) under the grant ``grant``."""
+
+    payer: str
+    to: str
+    asset: str
+    amount: int
+    grant: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +73,7 @@ class Sweep:
     to: str | None
 
 
-BankMessage = Send | SetGuardrails | Freeze | Unfreeze | Sweep
+BankMessage = Send | SendFrom | SetGuardrails | Freeze | Unfreeze | Sweep
 
 
 def _require_keys(message: Mapping[str, Any], *fields: str) -> None:
@@ -68,11 +82,22 @@ def _require_keys(message: Mapping[str, Any], *fields: str) -> None:
         raise INVALID_MESSAGE(f"{message['type']} takes exactly the fields {sorted(fields)} besides 'type'")
 
 
+def _require_did(message: Mapping[str, Any], name: str) -> str:
+    value = require_field(message, name, str)
+    if not is_did_key(value):
+        raise INVALID_MESSAGE(f"field {name!r} must be an Ed25519 did:key")
+    return str(value)
+
+
 def _require_machine(message: Mapping[str, Any]) -> str:
-    machine = require_field(message, "machine", str)
-    if not is_did_key(machine):
-        raise INVALID_MESSAGE("field 'machine' must be an Ed25519 did:key")
-    return str(machine)
+    return _require_did(message, "machine")
+
+
+def _require_grant_id(message: Mapping[str, Any]) -> bytes:
+    grant = require_field(message, "grant", bytes)
+    if len(grant) != GRANT_ID_BYTES:
+        raise INVALID_MESSAGE(f"field 'grant' must be a {GRANT_ID_BYTES}-byte grant id")
+    return bytes(grant)
 
 
 def parse(message: Mapping[str, Any]) -> BankMessage:
@@ -84,6 +109,15 @@ def parse(message: Mapping[str, Any]) -> BankMessage:
             require_field(message, "to", str),
             require_field(message, "asset", str),
             require_field(message, "amount", int),
+        )
+    if kind == SEND_FROM:
+        _require_keys(message, "from", "to", "asset", "amount", "grant")
+        return SendFrom(
+            _require_did(message, "from"),
+            require_field(message, "to", str),
+            require_field(message, "asset", str),
+            require_field(message, "amount", int),
+            _require_grant_id(message),
         )
     if kind == SET_GUARDRAILS:
         _require_keys(message, "machine", "guardrails")
@@ -108,6 +142,11 @@ def parse(message: Mapping[str, Any]) -> BankMessage:
 
 def send(to: str, asset: str, amount: int) -> dict[str, Any]:
     return {"type": SEND, "to": to, "asset": asset, "amount": amount}
+
+
+def send_from(payer: str, to: str, asset: str, amount: int, grant: bytes) -> dict[str, Any]:
+    """``bank/send_from``: ``payer`` goes in the message's ``from`` field (a Python keyword)."""
+    return {"type": SEND_FROM, "from": payer, "to": to, "asset": asset, "amount": amount, "grant": grant}
 
 
 def set_guardrails(machine: str, guardrails: Mapping[str, Any] | None) -> dict[str, Any]:

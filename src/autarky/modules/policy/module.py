@@ -1,0 +1,127 @@
+"""``PolicyModule``: capability grants (SPEC C3), and the interface other modules use to require one.
+
+Other modules see policy only through the narrow interface below: ``use_grant`` inside a
+transaction (it checks the chain, counts the use on every link and names the grant in the
+receipt), and the read-only queries. Devices check grants offline with :mod:`.check` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from autarky.ledger.router import Module, TxContext
+from autarky.ledger.state import Overlay, StateReader
+from autarky.modules.policy import handlers, keeper
+from autarky.modules.policy.check import Allowed, GrantRecord, check
+from autarky.modules.policy.expected import IdentityKeeper
+from autarky.modules.policy.invariants import check_invariants
+from autarky.modules.policy.messages import (
+    DELEGATE,
+    GRANT,
+    MESSAGE_TYPES,
+    REVOKE,
+    parse_delegate,
+    parse_grant,
+    parse_revoke,
+)
+
+_NEXT_INDEX = "policy.next_message_index"
+"""``ctx.scratch`` key: where to start looking for the next message's index in the transaction."""
+
+
+class PolicyModule(Module):
+    name: ClassVar[str] = "policy"
+    message_types: ClassVar[tuple[str, ...]] = MESSAGE_TYPES
+
+    def __init__(self, identity: IdentityKeeper) -> None:
+        self.identity = identity
+
+    # -- Module ---------------------------------------------------------------------------------------
+
+    def init_genesis(self, state: Overlay, config: Mapping[str, Any]) -> None:
+        # Grants are given by transactions only (their ids come from transaction hashes), so a
+        # chain that never uses policy has no policy/ key and keeps its state root.
+        if config:
+            raise ValueError("policy genesis takes no settings: grants are given by transactions")
+
+    def handle(self, ctx: TxContext, message: Mapping[str, Any]) -> None:
+        message_type = message["type"]
+        if message_type == GRANT:
+            handlers.grant(ctx, parse_grant(message, ctx.sender), self._new_grant_id(ctx, message))
+        elif message_type == DELEGATE:
+            handlers.delegate(ctx, parse_delegate(message, ctx.sender), self._new_grant_id(ctx, message))
+        elif message_type == REVOKE:
+            handlers.revoke(ctx, self.identity, parse_revoke(message))
+        else:
+            raise AssertionError(f"the router sent {message_type!r} to policy")
+
+    def invariants(self, state: StateReader) -> list[str]:
+        return check_invariants(state)
+
+    @staticmethod
+    def _new_grant_id(ctx: TxContext, message: Mapping[str, Any]) -> bytes:
+        """The id of the grant ``message`` creates: from the transaction hash and the message's index.
+
+        The executor hands each message object of the body to its module in order, so the index is
+        found by identity, searching on from the previous policy message of the transaction.
+        """
+        messages = ctx.tx.body.messages
+        start: int = ctx.scratch.get(_NEXT_INDEX, 0)
+        for index in range(start, len(messages)):
+            if messages[index] is message:
+                ctx.scratch[_NEXT_INDEX] = index + 1
+                return keeper.new_grant_id(ctx.tx.hash, index)
+        raise AssertionError("a policy message that is not in its transaction's body")
+
+    # -- Narrow interface for other modules -----------------------------------------------------------
+
+    def use_grant(
+        self,
+        ctx: TxContext,
+        grant_id: bytes,
+        action: str,
+        resource: str,
+        spend: tuple[str, int] | None = None,
+    ) -> Allowed:
+        """The transaction's sender uses ``grant_id`` to do ``action`` on ``resource``.
+
+        Walks the chain to its root (:func:`check.check`; ``policy.*`` codes in their precedence),
+        counts the use (and ``spend``, an ``(asset, amount)``) on every link, and emits
+        ``policy.grant_used {grant, grantee, action, resource, root_grantor, asset, amount}``.
+        Returns the grant id and root grantor: the caller decides whether it accepts that root as
+        an authority (and raises its own code if not; the message's writes then roll back).
+        """
+        return handlers.use(ctx, grant_id, action, resource, spend)
+
+    def check_grant(
+        self,
+        state: StateReader,
+        grant_id: bytes,
+        *,
+        grantee: str,
+        action: str,
+        resource: str,
+        now_ms: int,
+        spend: tuple[str, int] | None = None,
+    ) -> Allowed:
+        """The same decision as ``use_grant`` without recording anything (for queries and APIs)."""
+        chain = keeper.read_chain(state, grant_id)
+        return check(chain, grantee=grantee, action=action, resource=resource, now_ms=now_ms, spend=spend)
+
+    def grant(self, state: StateReader, grant_id: bytes) -> GrantRecord | None:
+        """The stored record of ``grant_id``, or None."""
+        return keeper.read_grant(state, grant_id)
+
+    def chain(self, state: StateReader, grant_id: bytes) -> tuple[GrantRecord, ...]:
+        """The records from ``grant_id`` up to its root (``policy.unknown_grant`` if there is none)."""
+        return keeper.read_chain(state, grant_id)
+
+    def grants_of_grantee(self, state: StateReader, did: str) -> list[bytes]:
+        return keeper.grants_of_grantee(state, did)
+
+    def grants_of_grantor(self, state: StateReader, did: str) -> list[bytes]:
+        return keeper.grants_of_grantor(state, did)
+
+    def children_of(self, state: StateReader, grant_id: bytes) -> list[bytes]:
+        return keeper.children_of(state, grant_id)
