@@ -31,6 +31,7 @@ caller chose (a message's kid says which key the sender claims, never which key 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,9 @@ class Sign1:
         return verify_raw(raw, self.signed_bytes(domain), self.signature)
 
 
+# A sender signs with the same few key ids, and a receiver meets the same few senders: both
+# functions below are pure functions of their arguments, so remembering answers changes nothing.
+@functools.lru_cache(maxsize=1 << 12)
 def protected_header(kid: bytes, content_type: str) -> bytes:
     """The serialized protected header ``{1: -8, 3: content_type, 4: kid}`` (canonical CBOR)."""
     _check_kid(kid)
@@ -127,6 +131,7 @@ def _decode(data: bytes, what: str) -> Any:
         raise CoseError(f"{what}: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _parse_protected(protected: bytes) -> tuple[bytes, str]:
     header = _decode(protected, "protected header")
     # The canonical decoder admits only int and text labels (never bools, so True is not 1 here).
