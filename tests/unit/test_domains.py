@@ -60,6 +60,27 @@ def test_every_context_verifies_only_in_itself(key: SigningKey) -> None:
             assert verifies == (signed_in == checked_in), (signed_in, checked_in)
 
 
+def test_an_attestation_signature_is_nothing_else_and_nothing_else_is_one(key: SigningKey) -> None:
+    """An issuer's claim signature (``Domain.ATTESTATION``) is never a transaction, header, vote, cut,
+    message or keystore signature on any chain, and none of those is ever a claim signature."""
+    public = key.public_key
+    claim_signature = key.sign(Domain.ATTESTATION, PAYLOAD)
+    assert public.verify(Domain.ATTESTATION, PAYLOAD, claim_signature)
+    for domain, chain in _contexts():
+        if domain is Domain.ATTESTATION:
+            continue
+        assert not public.verify(domain, PAYLOAD, claim_signature, chain_id=chain), (domain, chain)
+        other = key.sign(domain, PAYLOAD, chain_id=chain)
+        assert not public.verify(Domain.ATTESTATION, PAYLOAD, other), (domain, chain)
+
+
+def test_the_attestation_tag_is_not_bound_to_a_chain() -> None:
+    assert domain_tag(Domain.ATTESTATION) == b"AUTARKY-ATTEST-V1\x00"
+    assert Domain.ATTESTATION in UNBOUND
+    with pytest.raises(ValueError):
+        domain_tag(Domain.ATTESTATION, "main")
+
+
 def test_signatures_cover_the_tag(key: SigningKey) -> None:
     """The signature is over ``tag || payload``: never over the bare payload."""
     signature = key.sign(Domain.MESSAGE, PAYLOAD)
