@@ -107,21 +107,56 @@ def decode_sign1(data: bytes, *, max_bytes: int) -> Sign1:
     if len(data) > max_bytes:
         raise CoseError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
     tagged = data[:1] == TAG_PREFIX
-    body = data[1:] if tagged else data
-    outer = _decode(body, "COSE_Sign1")
-    if type(outer) is not list or len(outer) != 4:
-        raise CoseError("COSE_Sign1 is an array of 4: [protected, unprotected, payload, signature]")
-    protected, unprotected, payload, signature = outer
-    if type(protected) is not bytes:
-        raise CoseError("the protected header is a byte string")
-    if unprotected != {}:
-        raise CoseError("the unprotected header must be an empty map")
-    if type(payload) is not bytes:
-        raise CoseError("the payload is a byte string (detached payloads are not supported)")
-    if type(signature) is not bytes or len(signature) != SIGNATURE_BYTES:
+    protected, payload, signature = _split_sign1(data, 1 if tagged else 0)
+    if len(signature) != SIGNATURE_BYTES:
         raise CoseError(f"the signature is a byte string of {SIGNATURE_BYTES} bytes")
     kid, content_type = _parse_protected(protected)
     return Sign1(protected, kid, content_type, payload, signature, tagged)
+
+
+def _split_sign1(data: bytes, start: int) -> tuple[bytes, bytes, bytes]:
+    """``(protected, payload, signature)`` of the canonical array ``[bstr, {}, bstr, bstr]`` at ``start``.
+
+    The outer array is on every message's path and its shape is fixed, so it is read directly
+    instead of through the general decoder: the same bytes are accepted (one array head, byte
+    string heads in their shortest form, an empty map, nothing after), which
+    ``tests/property/test_envelope_fuzz.py`` checks against ``canonical_decode``.
+    """
+    if data[start : start + 1] != b"\x84":
+        raise CoseError("COSE_Sign1 is an array of 4: [protected, unprotected, payload, signature]")
+    protected, position = _byte_string(data, start + 1, "the protected header")
+    if data[position : position + 1] != b"\xa0":
+        raise CoseError("the unprotected header must be an empty map")
+    payload, position = _byte_string(data, position + 1, "the payload")
+    signature, position = _byte_string(data, position, "the signature")
+    if position != len(data):
+        raise CoseError("not canonical CBOR (or trailing bytes) after the COSE_Sign1 array")
+    return protected, payload, signature
+
+
+_LENGTH_BYTES = {24: 1, 25: 2, 26: 4, 27: 8}
+
+
+def _byte_string(data: bytes, position: int, what: str) -> tuple[bytes, int]:
+    """The canonical CBOR byte string at ``position`` and the position after it."""
+    if position >= len(data) or data[position] >> 5 != 2:
+        raise CoseError(f"{what} is a byte string")
+    info = data[position] & 0x1F
+    if info < 24:
+        length, position = info, position + 1
+    elif info in _LENGTH_BYTES:
+        size = _LENGTH_BYTES[info]
+        if position + 1 + size > len(data):
+            raise CoseError(f"{what}: truncated length")
+        length = int.from_bytes(data[position + 1 : position + 1 + size], "big")
+        if length < (24 if size == 1 else 1 << (4 * size)):
+            raise CoseError(f"{what}: length not in its shortest form (not canonical CBOR)")
+        position += 1 + size
+    else:
+        raise CoseError(f"{what}: indefinite or reserved length (not canonical CBOR)")
+    if position + length > len(data):
+        raise CoseError(f"{what}: truncated")
+    return data[position : position + length], position + length
 
 
 def _decode(data: bytes, what: str) -> Any:

@@ -23,6 +23,7 @@ key back without any lookup.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,6 +44,13 @@ def key_id(account: str, public_key: bytes) -> str:
 
 def split_kid(kid: str) -> tuple[str, bytes]:
     """``(account did, public key)`` of a well-formed kid; raises ``ValueError`` otherwise."""
+    if type(kid) is not str:
+        raise ValueError("a key id is text")
+    return _split_kid(kid)
+
+
+@functools.lru_cache(maxsize=1 << 12)  # pure; receivers meet the same few kids again and again
+def _split_kid(kid: str) -> tuple[str, bytes]:
     if type(kid) is not str or len(kid) > MAX_KID_CHARS or kid.count("#") != 1:
         raise ValueError("a key id is '<did>#<publicKeyMultibase>'")
     account, fragment = kid.split("#")

@@ -653,7 +653,8 @@ class MqttBridge:
         log.debug("mqtt bridge, nats: %s", exc)
 
     async def _nats_disconnected(self) -> None:
-        log.warning("mqtt bridge: disconnected from NATS; reconnecting")
+        if not self._stopping:
+            log.warning("mqtt bridge: disconnected from NATS; reconnecting")
 
     async def _nats_reconnected(self) -> None:
         log.info("mqtt bridge: reconnected to NATS")

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import inspect
 import re
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -51,7 +52,7 @@ from autarky.crypto.keys import SigningKey
 from autarky.messaging import errors
 from autarky.messaging.commands import CommandHandler
 from autarky.messaging.directory import Directory
-from autarky.messaging.envelope import DEFAULT_TTL_MS, Message, open_envelope, peek, seal
+from autarky.messaging.envelope import DEFAULT_TTL_MS, NONCE_BYTES, Message, open_envelope, peek, seal
 from autarky.messaging.errors import MessageError
 from autarky.messaging.replay import ReplayGuard
 
@@ -220,6 +221,31 @@ class Agent:
     async def request(self, subject: str, envelope: bytes, timeout: float = 5.0) -> Message:
         """Send a signed request and return its verified reply (see the module docstring)."""
         request = peek(envelope)
+        return await self._exchange(subject, envelope, request.nonce, request.recipient, timeout)
+
+    async def ask(
+        self,
+        subject: str,
+        recipient: str,
+        msg_type: str,
+        body: Any,
+        *,
+        timeout: float = 5.0,
+        ttl_ms: int = DEFAULT_TTL_MS,
+    ) -> Message:
+        """Seal a request to ``recipient``, send it on ``subject`` and return its verified reply.
+
+        The same as ``request(subject, agent.seal(...))`` without decoding the request again.
+        """
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        envelope = seal(
+            self.key, self.did, recipient, msg_type, body, now_ms=self.clock(), ttl_ms=ttl_ms, nonce=nonce
+        )
+        return await self._exchange(subject, envelope, nonce, recipient, timeout)
+
+    async def _exchange(
+        self, subject: str, envelope: bytes, nonce: bytes, recipient: str, timeout: float
+    ) -> Message:
         try:
             reply = await self.nc.request(subject, envelope, timeout=timeout)
         except nats.errors.NoRespondersError as exc:
@@ -227,12 +253,12 @@ class Agent:
         except (TimeoutError, nats.errors.Error) as exc:
             raise TransportError(f"request on {subject} failed: {exc!r}") from exc
         message = self.open(reply.data)
-        if message.correlation != request.nonce:
+        if message.correlation != nonce:
             self.refused[errors.WRONG_REPLY.code] += 1
             raise errors.WRONG_REPLY("the reply's correlation is not this request's nonce")
-        if is_did_key(request.recipient) and message.sender != request.recipient:
+        if is_did_key(recipient) and message.sender != recipient:
             self.refused[errors.WRONG_REPLY.code] += 1
-            raise errors.WRONG_REPLY(f"the reply comes from {message.sender}, not {request.recipient}")
+            raise errors.WRONG_REPLY(f"the reply comes from {message.sender}, not {recipient}")
         return message
 
     async def respond(self, subject: str, handler: RequestHandler) -> Subscription:
