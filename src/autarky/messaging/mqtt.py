@@ -653,8 +653,7 @@ class MqttBridge:
         log.debug("mqtt bridge, nats: %s", exc)
 
     async def _nats_disconnected(self) -> None:
-        if not self._stopping:
-            log.warning("mqtt bridge: disconnected from NATS; reconnecting")
+        log.warning("mqtt bridge: disconnected from NATS; reconnecting")
 
     async def _nats_reconnected(self) -> None:
         log.info("mqtt bridge: reconnected to NATS")
