@@ -13,7 +13,9 @@ Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autark
     GET  /api/v1/machines?offset=&limit=   registered accounts with wallets and guardrails
     GET  /api/v1/machines/{did}        one registered account
     GET  /api/v1/proof?key=            value + state proof + signed header, checkable by a light client
-    GET  /api/v1/did/{did}             the W3C DID document
+    GET  /api/v1/did/{did}             the W3C DID document (keys, services, attestations)
+    GET  /api/v1/attestations/{id}     an attestation, its verdict now, proofs of it and of its issuer
+    GET  /api/v1/attestations?subject=&issuer=&offset=&limit=   attestations about / by a DID
     GET  /api/v1/events                Server-Sent Events (blocks, transactions)
     POST /api/v1/admin/checkpoint      fold the state log into the base table (X-API-Key)
     GET  /healthz  /readyz  /metrics   liveness, readiness, Prometheus text
@@ -31,6 +33,7 @@ import asyncio
 import binascii
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -42,7 +45,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from autarky.crypto.did import is_did_key
 from autarky.encoding import DecodeError, canonical_decode
+from autarky.ledger.block import BlockHeader
+from autarky.ledger.smt import Proof
+from autarky.ledger.tx import MAX_U64
 from autarky.modules.bank import keeper as bank
+from autarky.modules.identity import IdentityModule
+from autarky.modules.identity import attestations as attestation_checks
+from autarky.modules.identity import keeper as identity_keeper
 from autarky.node.node import Node, SubmitResult
 from autarky.web import views
 from autarky.web.errors import (
@@ -66,6 +75,8 @@ from autarky.web.errors import (
 from autarky.web.events import event_stream
 from autarky.web.schemas import (
     AccountResponse,
+    AttestationListResponse,
+    AttestationResponse,
     BalancesResponse,
     BatchSubmitResponse,
     BlockListResponse,
@@ -87,6 +98,7 @@ MAX_HEIGHT = 2**63 - 1
 """The largest height SQLite stores; larger path values are refused as invalid, not looked up."""
 MAX_BLOCKS_PER_PAGE = 100
 MAX_MACHINES_PER_PAGE = 500
+MAX_ATTESTATIONS_PER_PAGE = 500
 MAX_STATE_KEY_CHARS = 1024
 RETRY_AFTER_S = "1"
 
@@ -141,6 +153,36 @@ def _did_key(did: str) -> str:
     if not is_did_key(did):
         raise ApiError(400, INVALID_DID, f"not an Ed25519 did:key: {did[:80]!r}")
     return did
+
+
+def _identity(node: Node) -> IdentityModule:
+    identity = node.app.module("identity")
+    assert isinstance(identity, IdentityModule)
+    return identity
+
+
+def _now_ms(at_ms: int | None) -> int:
+    """The time attestations are checked at: ``at_ms`` when the client names one, else the clock."""
+    return time.time_ns() // 1_000_000 if at_ms is None else at_ms
+
+
+AtMs = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_U64, description="check validity at this time (ms since the Unix epoch); default now"),
+]
+
+
+def _attestation_id(value: str) -> bytes:
+    problem = "an attestation id is 64 hex characters (SHA-256 of the claim)"
+    if len(value) != 64:
+        raise ApiError(400, INVALID_HASH, problem)
+    try:
+        digest = bytes.fromhex(value)
+    except ValueError:
+        raise ApiError(400, INVALID_HASH, problem) from None
+    if len(digest) != 32:  # fromhex skips spaces between bytes
+        raise ApiError(400, INVALID_HASH, problem)
+    return digest
 
 
 def _tx_hash(value: str) -> bytes:
@@ -451,7 +493,12 @@ async def proof(
     """Inclusion proof when `value` is set, exclusion proof when it is null. Check with
     `autarky.ledger.smt.verify(header.state_root, key, value, proof)` and the node's signature over
     the header (`AutarkyClient.verify_proof` does both)."""
-    value, state_proof, header = node.prove(key)
+    return _proof_answer(node, key, *node.prove(key))
+
+
+def _proof_answer(
+    node: Node, key: str, value: bytes | None, state_proof: Proof, header: BlockHeader
+) -> dict[str, Any]:
     return {
         "key": key,
         "value": None if value is None else value.hex(),
@@ -468,13 +515,105 @@ async def proof(
     summary="The W3C DID document of a did:key",
     responses={200: {"content": {DID_JSON: {}, "application/json": {}}}},
 )
-async def did_document(request: Request, node: NodeDep, did: str) -> JSONResponse:
+async def did_document(request: Request, node: NodeDep, did: str, at_ms: AtMs = None) -> JSONResponse:
     """Resolved from ledger state; an unregistered did:key resolves to its implicit document.
-    Answers `application/did+json` when the client accepts it, else `application/json`."""
-    document = views.identity_of(node).did_document(node.state, _did_key(did))
+    Lists the account's `service` entries and, under `autarky.attestations`, the attestations
+    about the DID (newest first, at most 64, `attestations_total` in all), each with `valid` and
+    `verdict` at `at_ms` (default: now). Answers `application/did+json` when the client accepts
+    it, else `application/json`."""
+    document = _identity(node).did_document(node.state, _did_key(did), _now_ms(at_ms))
     accepted = request.headers.get("accept", "")
     media_type = DID_JSON if DID_JSON in accepted else "application/json"
     return JSONResponse(document, media_type=media_type)
+
+
+@router.get(
+    "/attestations/{attestation_id}",
+    tags=["identity"],
+    summary="An attestation, whether it is valid now, and state proofs of it and of its issuer",
+    response_model=AttestationResponse,
+)
+async def attestation(
+    node: NodeDep,
+    attestation_id: Annotated[str, Path(description="64 hex characters: SHA-256 of the claim's bytes")],
+    at_ms: AtMs = None,
+) -> dict[str, Any]:
+    """`proof` proves the record under `identity/att/<id>` and `issuer_proof` the issuer's account
+    record under `identity/acct/<issuer>` (an exclusion proof for an unregistered issuer), both
+    against the same node-signed header, so a client can recompute `verdict` itself
+    (`AutarkyClient.verify_attestation`). 404 `api.not_found` when no such attestation is anchored."""
+    digest = _attestation_id(attestation_id)
+    key = identity_keeper.attestation_key(digest)
+    value, record_proof, header = node.prove(key)
+    if value is None:
+        raise ApiError(404, NOT_FOUND, f"no attestation {attestation_id} is anchored")
+    record = attestation_checks.decode_record(value)
+    issuer_key = identity_keeper.account_key(record.claim.issuer)
+    issuer_value, issuer_proof, issuer_header = node.prove(issuer_key)
+    assert issuer_header == header, "both proofs are read in one step of the loop, against one block"
+    now_ms = _now_ms(at_ms)
+    verdict = attestation_checks.verdict_in_state(node.state, record, now_ms)
+    return {
+        "id": digest.hex(),
+        "attestation": attestation_checks.record_json(digest, record),
+        "verdict": verdict.to_json(),
+        "checked_at_ms": now_ms,
+        "proof": _proof_answer(node, key, value, record_proof, header),
+        "issuer_proof": _proof_answer(node, issuer_key, issuer_value, issuer_proof, header),
+    }
+
+
+@router.get(
+    "/attestations",
+    tags=["identity"],
+    summary="Attestations about a subject and/or by an issuer, newest first",
+    response_model=AttestationListResponse,
+)
+async def attestations(
+    node: NodeDep,
+    subject: Annotated[str | None, Query(description="the subject's did:key")] = None,
+    issuer: Annotated[str | None, Query(description="the issuer's did:key")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_HEIGHT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_ATTESTATIONS_PER_PAGE)] = 100,
+    at_ms: AtMs = None,
+) -> dict[str, Any]:
+    """Give `subject`, `issuer` or both (400 `api.invalid_request` for neither). Each entry is the
+    attestation's summary with `valid` and `verdict` at `at_ms` (default: now); `total` counts every
+    match, `offset`/`limit` page through them."""
+    if subject is None and issuer is None:
+        raise ApiError(400, INVALID_REQUEST, "give subject, issuer or both (did:key values)")
+    identity = _identity(node)
+    state = node.state
+    if subject is not None:
+        ids = identity.attestations_about(state, _did_key(subject))
+    else:
+        assert issuer is not None
+        ids = identity.attestations_by(state, _did_key(issuer))
+    records = []
+    for attestation_id in reversed(ids):
+        record = identity.attestation(state, attestation_id)
+        assert record is not None, "an index names only anchored attestations"
+        if issuer is not None and subject is not None and record.claim.issuer != _did_key(issuer):
+            continue
+        records.append((attestation_id, record))
+    now_ms = _now_ms(at_ms)
+    page = []
+    for attestation_id, record in records[offset : offset + limit]:
+        verdict = attestation_checks.verdict_in_state(state, record, now_ms)
+        page.append(
+            {
+                **attestation_checks.summary(attestation_id, record),
+                "valid": verdict.valid,
+                "verdict": verdict.reason,
+            }
+        )
+    return {
+        "attestations": page,
+        "total": len(records),
+        "offset": offset,
+        "limit": limit,
+        "checked_at_ms": now_ms,
+    }
 
 
 @router.get(

@@ -5,6 +5,8 @@
         account = await client.account(key.did)
         answer = await client.proof(f"bank/bal/{key.did}/aut")
         assert verify_proof(answer, node_key=trusted_node_did)
+        checked = await client.attestation(attestation_id)           # record, verdict, two proofs
+        verdict = verify_attestation(checked, node_key=trusted_node_did, now_ms=now_ms)
 
 The same client talks to an application in the same process through the transport seam:
 ``AutarkyClient("http://node", transport=httpx.ASGITransport(create_app(node)))``.
@@ -33,16 +35,24 @@ import httpx
 from autarky.crypto.did import InvalidDid, public_key_from_did
 from autarky.crypto.domains import Domain
 from autarky.crypto.keys import InvalidKey, PublicKey, SigningKey
-from autarky.encoding import canonical_decode, canonical_encode
+from autarky.encoding import DecodeError, canonical_decode, canonical_encode
 from autarky.engines.ordering import Certificate, verify_certificate
 from autarky.ledger import smt
 from autarky.ledger.block import BlockHeader
+from autarky.ledger.errors import TxError
 from autarky.ledger.tx import SignedTx, TxBody, sign_tx
 from autarky.modules.bank import messages as bank_messages
+from autarky.modules.identity import attestations as attestation_checks
+from autarky.modules.identity import keeper as identity_keeper
+from autarky.modules.identity import messages as identity_messages
+from autarky.modules.identity.attestations import Verdict
+from autarky.modules.identity.claims import Claim, SignedClaim, attestation_id
+from autarky.modules.identity.keeper import AttestationRecord
 from autarky.modules.validators import SET_KEY as VALIDATOR_SET_KEY
 
 __all__ = [
     "Account",
+    "AttestationAnswer",
     "AutarkyClient",
     "ClientError",
     "NotFound",
@@ -51,6 +61,7 @@ __all__ = [
     "Submission",
     "Unavailable",
     "header_from_json",
+    "verify_attestation",
     "verify_header",
     "verify_proof",
 ]
@@ -179,6 +190,79 @@ class StateProof:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # InvalidProof is a ValueError
             raise ClientError(200, BAD_ANSWER, f"malformed proof answer: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationAnswer:
+    """``GET /api/v1/attestations/{id}``: the record, the node's verdict, and the two state proofs
+    (of the record and of the issuer's account record) that let you recompute the verdict with
+    :func:`verify_attestation` instead of trusting it."""
+
+    id: bytes
+    record: AttestationRecord
+    verdict: Verdict
+    """What the node says; :func:`verify_attestation` recomputes it from the proofs."""
+    checked_at_ms: int
+    proof: StateProof
+    issuer_proof: StateProof
+
+    @property
+    def claim(self) -> Claim:
+        return self.record.claim
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AttestationAnswer:
+        try:
+            proof = StateProof.from_json(data["proof"])
+            if proof.value is None:
+                raise ValueError("the record's proof shows no value")
+            verdict = data["verdict"]
+            return cls(
+                id=bytes.fromhex(data["id"]),
+                record=attestation_checks.decode_record(proof.value),
+                verdict=Verdict(str(verdict["reason"]), str(verdict["detail"])),
+                checked_at_ms=int(data["checked_at_ms"]),
+                proof=proof,
+                issuer_proof=StateProof.from_json(data["issuer_proof"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # InvalidRecord is a ValueError
+            raise ClientError(200, BAD_ANSWER, f"malformed attestation answer: {exc}") from exc
+
+
+def verify_attestation(
+    answer: AttestationAnswer, node_key: str, now_ms: int, chain_id: str | None = None
+) -> Verdict:
+    """The verdict on ``answer``'s attestation at ``now_ms``, computed here from its two state proofs
+    against a header signed by ``node_key`` (a node you trust), never from what the node says.
+
+    Raises :class:`ClientError` (``client.bad_proof``) when a proof does not verify, proves another
+    key or another claim, or the two proofs are not against the same header.
+    """
+    record_key = identity_keeper.attestation_key(answer.id)
+    value = answer.proof.value
+    problems = []
+    if answer.proof.key != record_key or value is None or not verify_proof(answer.proof, node_key, chain_id):
+        problems.append(f"the proof of {record_key} does not verify")
+    if attestation_id(answer.record.claim_bytes) != answer.id:
+        problems.append("the proved record is not the claim with this id")
+    try:
+        issuer_key = identity_keeper.account_key(answer.claim.issuer)
+    except TxError as exc:
+        raise ClientError(0, "client.bad_proof", f"the proved claim is malformed: {exc}") from exc
+    if answer.issuer_proof.key != issuer_key or not verify_proof(answer.issuer_proof, node_key, chain_id):
+        problems.append(f"the proof of {issuer_key} does not verify")
+    if answer.issuer_proof.header != answer.proof.header:
+        problems.append("the two proofs are against different headers")
+    if problems or value is None:
+        raise ClientError(0, "client.bad_proof", "; ".join(problems))
+    try:
+        account = None if answer.issuer_proof.value is None else canonical_decode(answer.issuer_proof.value)
+    except DecodeError as exc:
+        raise ClientError(0, "client.bad_proof", f"the issuer's proved account record: {exc}") from exc
+    if account is not None and not isinstance(account, dict):
+        raise ClientError(0, "client.bad_proof", "the issuer's proved account record is not a map")
+    # The record checked is the one decoded from the proved value, never a field of the answer.
+    return attestation_checks.check_proved(attestation_checks.decode_record(value), account, now_ms)
 
 
 def header_from_json(header: Mapping[str, Any]) -> BlockHeader:
@@ -335,6 +419,32 @@ class AutarkyClient:
     async def proof(self, key: str) -> StateProof:
         return StateProof.from_json(await self._json("GET", "/api/v1/proof", params={"key": key}))
 
+    async def attestation(self, attestation: bytes | str, at_ms: int | None = None) -> AttestationAnswer:
+        """An anchored attestation by id (32 bytes or 64 hex), the node's verdict at ``at_ms``
+        (default: the node's clock) and the proofs to check it (:func:`verify_attestation`)."""
+        id_hex = attestation.hex() if isinstance(attestation, bytes) else attestation
+        params = {} if at_ms is None else {"at_ms": at_ms}
+        return AttestationAnswer.from_json(
+            await self._json("GET", f"/api/v1/attestations/{id_hex}", params=params)
+        )
+
+    async def attestations(
+        self,
+        subject: str | None = None,
+        issuer: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        at_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """Attestations about ``subject`` and/or by ``issuer``, newest first, each with ``valid`` and
+        ``verdict``: ``{"attestations": [...], "total", "offset", "limit", "checked_at_ms"}``."""
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        for name, value in (("subject", subject), ("issuer", issuer), ("at_ms", at_ms)):
+            if value is not None:
+                params[name] = value
+        page: dict[str, Any] = await self._json("GET", "/api/v1/attestations", params=params)
+        return page
+
     verify_proof = staticmethod(verify_proof)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -432,12 +542,15 @@ class AutarkyClient:
         wait: bool = True,
         memo: str = "",
         expiry_height: int = 0,
+        sender: str | None = None,
     ) -> Submission:
-        """Build, sign and submit a transaction from ``key.did`` with the node's next sequence."""
-        account = await self.account(key.did)
+        """Build, sign and submit a transaction from ``sender`` (default ``key.did``; give it for an
+        account whose key was rotated) with the node's next sequence."""
+        sender = key.did if sender is None else sender
+        account = await self.account(sender)
         body = TxBody(
             await self.chain_id(),
-            key.did,
+            sender,
             account.sequence,
             fee,
             expiry_height,
@@ -451,6 +564,51 @@ class AutarkyClient:
     ) -> Submission:
         """Transfer ``amount`` base units of ``asset`` from ``key.did`` to ``to``."""
         return await self.submit_messages(key, [bank_messages.send(to, asset, amount)], fee=fee, wait=wait)
+
+    async def attest(
+        self, key: SigningKey, signed: SignedClaim, fee: int = 1, wait: bool = True, sender: str | None = None
+    ) -> Submission:
+        """Anchor ``signed`` (``claims.sign_claim``); ``key`` signs the transaction for the issuer
+        (``sender``, default ``key.did``) with a full-scope key."""
+        message = identity_messages.attest(signed)
+        return await self.submit_messages(
+            key, [message], fee=fee, wait=wait, sender=sender or signed.claim.issuer
+        )
+
+    async def revoke_attestation(
+        self, key: SigningKey, attestation: bytes, fee: int = 1, wait: bool = True, sender: str | None = None
+    ) -> Submission:
+        """The issuer (``sender``, default ``key.did``) revokes one of its attestations."""
+        message = identity_messages.revoke_attestation(attestation)
+        return await self.submit_messages(key, [message], fee=fee, wait=wait, sender=sender)
+
+    async def set_service(
+        self,
+        key: SigningKey,
+        did: str,
+        service_id: str,
+        service_type: str,
+        endpoint: str,
+        fee: int = 1,
+        wait: bool = True,
+        sender: str | None = None,
+    ) -> Submission:
+        """Add or replace the service ``service_id`` of ``did``; signed by ``did`` itself (a full-scope
+        key) or its owner (``sender``, default ``key.did``)."""
+        message = identity_messages.set_service(did, service_id, service_type, endpoint)
+        return await self.submit_messages(key, [message], fee=fee, wait=wait, sender=sender)
+
+    async def remove_service(
+        self,
+        key: SigningKey,
+        did: str,
+        service_id: str,
+        fee: int = 1,
+        wait: bool = True,
+        sender: str | None = None,
+    ) -> Submission:
+        message = identity_messages.remove_service(did, service_id)
+        return await self.submit_messages(key, [message], fee=fee, wait=wait, sender=sender)
 
     async def admin_checkpoint(self) -> dict[str, Any]:
         answer: dict[str, Any] = await self._json("POST", "/api/v1/admin/checkpoint")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from autarky.web.errors import ErrorDetail
 
@@ -197,3 +197,59 @@ class HealthResponse(_Open):
 class CheckpointResponse(_Open):
     status: str
     height: int
+
+
+class VerdictJson(_Open):
+    """``reason``: valid | malformed | bad_signature | issuer_revoked | untrusted_key | revoked |
+    not_yet_valid | expired (see ``modules/identity/attestations.py``)."""
+
+    valid: bool
+    reason: str
+    detail: str
+
+
+class AttestationSummaryJson(_Open):
+    """An anchored attestation as listed: heights for ``anchored`` and ``revoked`` (None in force)."""
+
+    id: str
+    issuer: str
+    subject: str
+    schema_: str = Field(alias="schema")
+    valid_from_ms: int
+    valid_until_ms: int
+    anchored: int
+    revoked: int | None
+
+
+class AttestationJson(AttestationSummaryJson):
+    """The whole record: the claim's ``fields``, its canonical bytes, the key and signature (hex)."""
+
+    fields: dict[str, str | int]
+    claim_cbor: str
+    key: str
+    signature: str
+
+
+class ListedAttestationJson(AttestationSummaryJson):
+    valid: bool
+    verdict: str
+
+
+class AttestationResponse(_Open):
+    """``proof`` is the record's state proof, ``issuer_proof`` the issuer's account record's, against
+    one node-signed header."""
+
+    id: str
+    attestation: AttestationJson
+    verdict: VerdictJson
+    checked_at_ms: int
+    proof: ProofResponse
+    issuer_proof: ProofResponse
+
+
+class AttestationListResponse(_Open):
+    attestations: list[ListedAttestationJson]
+    total: int
+    offset: int
+    limit: int
+    checked_at_ms: int

@@ -18,8 +18,9 @@ Otherwise the verdict is ``valid``.
 :func:`check_attestation` needs no state: the caller gives what it has proved (an attestation record
 read with a state proof of ``identity/att/<id hex>``, or a signed claim received in a message) and the
 issuer's assertion keys (:func:`assertion_keys` of a proved ``identity/acct/<issuer>`` value, or of
-None when the proof shows the issuer is not registered). :func:`resolve_attestation` does the same
-from the node's state. Neither raises for bad input.
+None when the proof shows the issuer is not registered). :func:`check_proved` takes that account
+value itself and so also answers ``issuer_revoked``; :func:`resolve_attestation` does the same from
+the node's state. None of them raises for bad input.
 """
 
 from __future__ import annotations
@@ -170,10 +171,22 @@ def verdict_in_state(state: StateReader, record: AttestationRecord, now_ms: int)
     claim, verdict = _claim_and_signature(record)
     if claim is None:
         return verdict
-    account = read_raw_account(state, claim.issuer)
-    if account is not None and account["status"] != ACTIVE:
+    return check_proved(record, read_raw_account(state, claim.issuer), now_ms)
+
+
+def check_proved(
+    attestation: AttestationRecord | SignedClaim, issuer_account: Mapping[str, Any] | None, now_ms: int
+) -> Verdict:
+    """:func:`check_attestation` given the issuer's account record as proved (the decoded value of
+    ``identity/acct/<issuer>``, None when the proof shows it absent): the same verdict as
+    :func:`resolve_attestation` from the node's state, ``issuer_revoked`` included. Never raises
+    for bad input."""
+    claim, verdict = _claim_and_signature(attestation)
+    if claim is None:
+        return verdict
+    if issuer_account is not None and issuer_account.get("status") != ACTIVE:
         return Verdict(ISSUER_REVOKED, f"the issuer {claim.issuer} is revoked")
-    return _check_claim(claim, record, assertion_keys(claim.issuer, account), now_ms)
+    return _check_claim(claim, attestation, assertion_keys(claim.issuer, issuer_account), now_ms)
 
 
 def summary(attestation_id: bytes, record: AttestationRecord) -> dict[str, Any]:
