@@ -59,7 +59,6 @@ from types import TracebackType
 from typing import Any
 
 import aiomqtt
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg as NatsMsg
 
@@ -337,6 +336,11 @@ class BridgeStats:
         }
 
 
+def _log_unexpected_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("mqtt bridge: the MQTT loop stopped: %r", task.exception())
+
+
 @dataclass(frozen=True, slots=True)
 class _PendingRequest:
     inbox: str
@@ -430,33 +434,48 @@ class MqttBridge:
 
         Returns once both subscriptions are in place, so nothing published after it is missed.
         """
+        self._stopping = False
+        nc = NatsClient()
         try:
-            self._nats = await nats.connect(
-                servers=self.nats_servers,
-                name=f"autarky-mqtt-bridge-{self.client_id}",
-                connect_timeout=self.connect_timeout_s,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=self._nats_error,
-                disconnected_cb=self._nats_disconnected,
-                reconnected_cb=self._nats_reconnected,
-            )
+            # With unlimited reconnects nats-py would retry the first connection for ever too: the
+            # first connection has a deadline, later ones do not.
+            options: dict[str, Any] = {
+                "servers": self.nats_servers,
+                "name": f"autarky-mqtt-bridge-{self.client_id}",
+                "connect_timeout": self.connect_timeout_s,
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.5,
+                "error_cb": self._nats_error,
+                "disconnected_cb": self._nats_disconnected,
+                "reconnected_cb": self._nats_reconnected,
+            }
+            await asyncio.wait_for(nc.connect(**options), timeout=self.connect_timeout_s)
         except Exception as exc:
+            self._stopping = True
+            with contextlib.suppress(Exception):
+                await nc.close()
+            reason = str(exc) or type(exc).__name__
             raise MqttAdapterError(
-                f"cannot connect to NATS at {', '.join(self.nats_servers)}: {exc}"
+                f"cannot connect to NATS at {', '.join(self.nats_servers)}: {reason}"
             ) from exc
+        self._nats = nc
         try:
             for site in self.sites or (None,):
                 await self._nats.subscribe(self.topics.nats_filter(Kind.COMMANDS, site), cb=self._from_nats)
             await self._nats.flush(timeout=max(1, round(self.connect_timeout_s)))
             self._mqtt_task = asyncio.create_task(self._mqtt_loop(), name="autarky-mqtt-bridge")
+            self._mqtt_task.add_done_callback(_log_unexpected_end)
             up = asyncio.create_task(self._mqtt_up.wait())
-            await asyncio.wait({up, self._mqtt_task}, timeout=self.connect_timeout_s)
+            await asyncio.wait(
+                {up, self._mqtt_task}, timeout=self.connect_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
             up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await up
             if not self._mqtt_up.is_set():
-                reason = self._mqtt_error or "no answer"
+                why = self._mqtt_error or "no answer"
                 raise MqttAdapterError(
-                    f"cannot connect to the MQTT broker at {self.mqtt_host}:{self.mqtt_port}: {reason}"
+                    f"cannot connect to the MQTT broker at {self.mqtt_host}:{self.mqtt_port}: {why}"
                 )
         except BaseException:
             await self.stop()
@@ -653,7 +672,8 @@ class MqttBridge:
         log.debug("mqtt bridge, nats: %s", exc)
 
     async def _nats_disconnected(self) -> None:
-        log.warning("mqtt bridge: disconnected from NATS; reconnecting")
+        if not self._stopping:
+            log.warning("mqtt bridge: disconnected from NATS; reconnecting")
 
     async def _nats_reconnected(self) -> None:
         log.info("mqtt bridge: reconnected to NATS")
