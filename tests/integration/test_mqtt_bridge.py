@@ -18,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import json
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -573,3 +576,75 @@ def test_a_bridge_without_nats_fails_to_start_and_says_where(broker: Mosquitto) 
         assert not bridge.mqtt_connected
 
     _run(scenario)
+
+
+def test_a_missing_mosquitto_fails_with_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install mosquitto"):
+        _mosquitto_binary()
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line: `autarky mqtt bridge`
+
+# The root group with the mqtt commands mounted, as src/autarky/cli/main.py registers them.
+_CLI = """
+import sys
+from autarky.cli import main, mqtt
+if "mqtt" not in {group.name for group in main.app.registered_groups}:
+    main.app.add_typer(mqtt.app, name="mqtt")
+main.main(sys.argv[1:])
+"""
+
+
+def test_the_bridge_command_runs_until_sigint_and_reports_what_it_forwarded(
+    broker: Mosquitto, nats_url: str, tmp_path: Path
+) -> None:
+    stderr_path = tmp_path / "bridge.stderr"
+    argv = ["mqtt", "bridge", "--mqtt", f"127.0.0.1:{broker.port}", "--nats", nats_url, "--json"]
+    argv += ["--stats-every", "0", "--client-id", "cli-bridge"]
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CLI, *argv], stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+        )
+    track_process(process)
+    try:
+        deadline = time.monotonic() + 30
+        while b"mqtt bridge running" not in stderr_path.read_bytes():
+            assert process.poll() is None, stderr_path.read_text()
+            assert time.monotonic() < deadline, stderr_path.read_text()
+            time.sleep(0.05)
+
+        async def scenario() -> bytes:
+            async with _nats(nats_url) as nc, _pump(broker) as pump:
+                sub = await nc.subscribe(TOPICS.nats_subject(READINGS))
+                await _publish_raw(broker, TOPICS.mqtt_topic(READINGS), b"junk")
+                sent = await pump.publish_reading({"via": "cli"})
+                received = await sub.next_msg(timeout=WAIT_S)
+                return bytes(received.data) if received.data == sent else b""
+
+        assert asyncio.run(scenario()) != b""
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        untrack_process(process)
+    assert process.returncode == 0, stderr_path.read_text()
+    document = json.loads(stdout)
+    assert document["mqtt"] == f"127.0.0.1:{broker.port}"
+    assert document["nats"] == [nats_url]
+    assert document["stats"]["to_nats"] == 1
+    assert document["stats"]["dropped"] == {"msg.malformed": 1}
+    assert document["stats"]["mqtt_connections"] == 1
+
+
+def test_the_bridge_command_fails_with_one_line_when_the_broker_is_missing(nats_url: str) -> None:
+    port = free_port()
+    argv = ["mqtt", "bridge", "--mqtt", f"127.0.0.1:{port}", "--nats", nats_url, "--json"]
+    done = subprocess.run([sys.executable, "-c", _CLI, *argv], capture_output=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["error"]["code"] == "cli.mqtt_unreachable"
+    assert f"MQTT broker at 127.0.0.1:{port}" in done.stderr.decode()
+    assert b"Traceback" not in done.stderr

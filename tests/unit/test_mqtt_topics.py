@@ -7,6 +7,7 @@ topic and subject the mapping writes, and wildcards, empty levels and non-canoni
 
 from __future__ import annotations
 
+import json
 import string
 
 import pytest
@@ -306,3 +307,34 @@ def test_filter_site_is_checked() -> None:
         TOPICS.mqtt_filter(Kind.READINGS, site="+")
     with pytest.raises(TopicError):
         TOPICS.nats_filter(Kind.READINGS, site="a/b")
+
+
+# -- `autarky mqtt map` ----------------------------------------------------------------------------------
+
+
+def test_map_command_shows_both_sides() -> None:
+    from typer.testing import CliRunner
+
+    from autarky.cli import mqtt
+    from autarky.cli.errors import UsageProblem
+
+    runner = CliRunner()
+    done = runner.invoke(mqtt.app, ["map", "autarky/plant.north/pump-7/readings", "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {
+        "mqtt": "autarky/plant.north/pump-7/readings",
+        "nats": "autarky.m2m.plant%2Enorth.pump-7.readings",
+        "site": "plant.north",
+        "device": "pump-7",
+        "kind": "readings",
+    }
+    done = runner.invoke(mqtt.app, ["map", "autarky.m2m.plant%2Enorth.pump-7.commands"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines() == [
+        "MQTT autarky/plant.north/pump-7/commands",
+        "NATS autarky.m2m.plant%2Enorth.pump-7.commands",
+    ]
+    done = runner.invoke(mqtt.app, ["map", "hall/press/commands", "--mqtt-root", "f7", "--nats-root", "f7"])
+    # Outside the root group (which prints it as one line with exit code 2), the typed problem surfaces.
+    assert isinstance(done.exception, UsageProblem)
+    assert done.exception.code == "cli.mqtt_topic" and "not under 'f7/'" in done.exception.message
