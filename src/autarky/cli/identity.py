@@ -617,7 +617,7 @@ def show_attestation(
         out.print(f"  validity   {_iso(record['valid_from_ms'])} to {_iso(record['valid_until_ms'])}")
         revoked = "" if record["revoked"] is None else f", revoked at block {record['revoked']}"
         out.print(f"  anchored   block {record['anchored']}{revoked}")
-        out.print(f"  verdict    [{colour}]{verdict['reason']}[/] at {_iso(at_ms)} {verdict['detail']}")
+        out.print(f"  verdict    [{colour}]{verdict['reason']}[/] at {_iso(at_ms)} ({verdict['detail']})")
         proved = document["proved_against"]
         pinned = "pinned" if proved["pinned"] else "as the node reports it; pin it with --node-key"
         out.print(f"  proofs     checked at block {proved['height']} against node key {proved['node_key']}")
