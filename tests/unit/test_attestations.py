@@ -822,6 +822,27 @@ def test_offline_check_of_damaged_records() -> None:
     assert att.decode_record(canonical_encode(good.to_cbor())) == good
 
 
+def test_check_proved_gives_the_verdict_the_state_gives(h: Harness) -> None:
+    h.register_machine(LAB, OWNER)
+    attestation = h.attest(LAB, calibration(valid_until_ms=90_000))
+
+    def both(now_ms: int) -> tuple[str, str]:
+        record = att.decode_record(h.chain.data[f"identity/att/{attestation.hex()}"])
+        account = decode_trusted(h.chain.data[f"identity/acct/{LAB.did}"])
+        return att.check_proved(record, account, now_ms).reason, h.verdict(attestation, now_ms)
+
+    assert both(10_000) == ("valid", "valid")
+    assert both(90_000) == ("expired", "expired")
+    h.ok(OWNER, m.revoke(LAB.did))
+    assert both(10_000) == ("issuer_revoked", "issuer_revoked")
+    h.ok(OWNER, m.recover(LAB.did, raw(K1)), cosigners=[K1])
+    assert both(10_000) == ("untrusted_key", "untrusted_key")
+    # An unregistered issuer, proved absent.
+    other = h.attest(STRANGER, calibration(issuer=STRANGER))
+    record = h.identity.attestation(h.chain.state, other)
+    assert record is not None and att.check_proved(record, None, 10_000).valid
+
+
 def test_assertion_keys_of_a_stored_record() -> None:
     account = {
         "status": "active",
