@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 import shutil
 import signal
 import socket
@@ -37,7 +38,8 @@ from nats.aio.client import Client as NatsClient
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
 from autarky.engines.nats_server import LocalCluster, free_port, track_process, untrack_process
-from autarky.messaging.directory import StaticDirectory
+from autarky.messaging.commands import COMMAND_TYPE, RESULT_TYPE, Command, CommandHandler, command_body
+from autarky.messaging.directory import StaticDirectory, StaticGrant
 from autarky.messaging.envelope import MAX_ENVELOPE_BYTES, Message, open_envelope, seal
 from autarky.messaging.errors import MessageError
 from autarky.messaging.mqtt import (
@@ -50,6 +52,7 @@ from autarky.messaging.mqtt import (
     wall_clock_ms,
 )
 from autarky.messaging.replay import ReplayGuard
+from autarky.messaging.transport import Agent
 
 TOPICS = TopicMap()
 SITE = "plant.north"  # a '.' in the MQTT level: escaped on NATS
@@ -367,6 +370,49 @@ def test_the_device_refuses_commands_it_should_not_obey(broker: Mosquitto, nats_
     _run(scenario)
 
 
+def test_an_agent_on_nats_commands_an_mqtt_device_under_a_grant(broker: Mosquitto, nats_url: str) -> None:
+    """The whole path with the messaging layer's own parts: an ``Agent`` asks on NATS, the device's
+    ``CommandHandler`` decides behind the broker (envelope, grant, action) and its signed result comes
+    back through the bridge to ``Agent.request``, which checks it answers this very command."""
+
+    async def scenario() -> None:
+        directory = _directory()
+        directory.add_grant(StaticGrant("g-1", PUMP.did, OPERATOR.did, "actuate", "pump-7"))
+        speeds: list[int] = []
+
+        def actuate(command: Command) -> str:
+            speeds.append(command.args["rpm"])
+            return "done"
+
+        handler = CommandHandler(PUMP, directory, {"actuate": actuate})
+        agent = Agent(OPERATOR, directory)
+        await agent.connect(nats_url)
+        try:
+            async with _bridge(broker, nats_url) as bridge, _pump(broker) as pump:
+                serving = asyncio.create_task(pump.serve_commands(handler, count=2))
+                subject = TOPICS.nats_subject(COMMANDS)
+                granted = agent.seal(
+                    PUMP.did, COMMAND_TYPE, command_body("actuate", "pump-7", "g-1", {"rpm": 900})
+                )
+                result = await agent.request(subject, granted, timeout=WAIT_S)
+                assert result.sender == PUMP.did and result.type == RESULT_TYPE
+                assert result.body["accepted"] is True and result.body["result"] == "done"
+                assert result.body["grant"] == "g-1"
+                ungranted = agent.seal(
+                    PUMP.did, COMMAND_TYPE, command_body("actuate", "pump-8", "g-1", {"rpm": 1})
+                )
+                refusal = await agent.request(subject, ungranted, timeout=WAIT_S)
+                assert refusal.body["accepted"] is False and refusal.body["code"] == "msg.no_grant"
+                await asyncio.wait_for(serving, WAIT_S)
+                assert speeds == [900]
+                assert pump.refused == {"msg.no_grant": 1}
+                assert bridge.stats.replies_to_requests == 2
+        finally:
+            await agent.close()
+
+    _run(scenario)
+
+
 # --------------------------------------------------------------------------------------------------
 # The broker is not trusted
 
@@ -630,6 +676,8 @@ def test_the_bridge_command_runs_until_sigint_and_reports_what_it_forwarded(
         if process.poll() is None:
             process.kill()
             process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
         untrack_process(process)
     assert process.returncode == 0, stderr_path.read_text()
     document = json.loads(stdout)
@@ -648,3 +696,63 @@ def test_the_bridge_command_fails_with_one_line_when_the_broker_is_missing(nats_
     assert json.loads(done.stdout)["error"]["code"] == "cli.mqtt_unreachable"
     assert f"MQTT broker at 127.0.0.1:{port}" in done.stderr.decode()
     assert b"Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# docs/mqtt.md: the walkthrough runs as written, against `autarky mqtt bridge`
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"
+
+
+def _walkthrough() -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index("```python\n", text.index("<!-- The test suite runs this block")) + len("```python\n")
+    return text[start : text.index("```\n", start)]
+
+
+def test_the_walkthrough_in_docs_runs(broker: Mosquitto, nats_url: str, tmp_path: Path) -> None:
+    script = tmp_path / "mqtt_walkthrough.py"
+    script.write_text(_walkthrough(), encoding="utf-8")
+    stderr_path = tmp_path / "bridge.stderr"
+    argv = ["mqtt", "bridge", "--mqtt", f"127.0.0.1:{broker.port}", "--nats", nats_url, "--json"]
+    with stderr_path.open("wb") as stderr:
+        bridge = subprocess.Popen(
+            [sys.executable, "-c", _CLI, *argv], stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+        )
+    track_process(bridge)
+    try:
+        deadline = time.monotonic() + 30
+        while b"mqtt bridge running" not in stderr_path.read_bytes():
+            assert bridge.poll() is None and time.monotonic() < deadline, stderr_path.read_text()
+            time.sleep(0.05)
+        env = {**os.environ, "MQTT": f"127.0.0.1:{broker.port}", "NATS": nats_url}
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith("operator: verified reading on autarky.m2m.plant%2Enorth.pump-7.readings")
+        assert lines[1:4] == [
+            "pump: verified command {'rpm': 1200, 'action': 'set_speed'}",  # canonical CBOR key order
+            "operator: verified reply {'ok': True, 'rpm': 1200}",
+            "pump: refused the altered command: msg.bad_signature",
+        ]
+        assert json.loads(lines[-1]) == {
+            "forged": "msg.bad_signature",
+            "reading": {"flow_l_min": 42},
+            "reply": {"ok": True, "rpm": 1200},
+        }
+        bridge.send_signal(signal.SIGINT)
+        stdout, _ = bridge.communicate(timeout=30)
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+        assert bridge.stdout is not None
+        bridge.stdout.close()
+        untrack_process(bridge)
+    assert bridge.returncode == 0, stderr_path.read_text()
+    stats = json.loads(stdout)["stats"]
+    # As docs/mqtt.md says: the reading and the reply to NATS, the command to MQTT, one reply to an inbox.
+    assert (stats["to_nats"], stats["to_mqtt"], stats["replies_to_requests"]) == (2, 1, 1)
+    assert stats["dropped"] == {}

@@ -24,7 +24,9 @@ Three parts:
   ``correlation`` is the command's nonce) on its reply inbox, as well as on the ``replies`` subject.
 * **The device helper**: :class:`MqttDevice` publishes signed readings, receives commands, verifies
   each with ``open_envelope`` against its :class:`~autarky.messaging.directory.Directory` (offline)
-  and its own replay guard, and answers with signed replies.
+  and its own replay guard, and answers with signed replies; or hands each command to a
+  :class:`~autarky.messaging.commands.CommandHandler` (grants too) and publishes its signed result
+  (:meth:`MqttDevice.serve_commands`).
 
 Delivery. Commands, readings and replies travel at QoS 1 (at least once). Both the bridge and the
 device use persistent MQTT sessions (``clean_session=False`` with a fixed client id), so while either
@@ -63,6 +65,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg as NatsMsg
 
 from autarky.crypto.keys import SigningKey
+from autarky.messaging.commands import CommandHandler
 from autarky.messaging.directory import Directory
 from autarky.messaging.envelope import DEFAULT_TTL_MS, MAX_ENVELOPE_BYTES, Message, open_envelope, peek, seal
 from autarky.messaging.errors import MessageError
@@ -711,6 +714,9 @@ class MqttDevice:
             async for command in pump.commands():          # verified, addressed to pump.did, fresh
                 await pump.reply(command, {"ok": True})
 
+    To check grants as well, run ``await pump.serve_commands(CommandHandler(key, directory, actions))``:
+    the handler decides each command and its signed result goes back on the ``replies`` topic.
+
     ``did`` is the account the device signs for (default: the key's own did:key). Commands are opened
     with ``open_envelope(..., recipient=did)`` against ``directory`` and ``replay`` (a fresh
     :class:`ReplayGuard` by default); refusals are counted in ``refused`` by code and logged.
@@ -857,13 +863,8 @@ class MqttDevice:
     async def receive(self, timeout_s: float | None = None) -> Delivery:
         """The next message on the command topic, opened or refused. Raises ``TimeoutError`` after
         ``timeout_s`` (None: wait for ever) and :class:`MqttAdapterError` when the connection drops."""
-        client = self._connected()
-        try:
-            async with asyncio.timeout(timeout_s):
-                message = await anext(aiter(client.messages))
-        except aiomqtt.MqttError as exc:
-            raise MqttAdapterError(f"lost the MQTT broker at {self.host}:{self.port}: {exc}") from exc
-        return self.open(message.topic.value, message.payload)
+        topic, data = await self._next(timeout_s)
+        return self.open(topic, data)
 
     def open(self, topic: str, payload: Any) -> Delivery:
         """Verify one command as :meth:`receive` does (for messages from another MQTT client)."""
@@ -874,7 +875,9 @@ class MqttDevice:
             )
         except MessageError as exc:
             self.refused[exc.code] += 1
-            log.warning("device %s refused a message on %r: %s", self.did, topic, exc)
+            count = self.refused[exc.code]
+            level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG  # 1st, 2nd, 4th…
+            log.log(level, "device %s refused a message on %r (%d so far): %s", self.did, topic, count, exc)
             return Delivery(topic, data, None, exc)
         return Delivery(topic, data, opened, None)
 
@@ -884,6 +887,35 @@ class MqttDevice:
             delivery = await self.receive()
             if delivery.message is not None:
                 yield delivery.message
+
+    async def serve_commands(self, handler: CommandHandler, *, count: int | None = None) -> None:
+        """Let ``handler`` decide every command (envelope, grant, action) and publish its signed result.
+
+        Each command's raw bytes go to :meth:`CommandHandler.handle`, which verifies them itself (with
+        its own replay guard), checks the grant, runs the action and logs the decision; its signed
+        ``m2m/command_result`` (accepted or refused) goes to the ``replies`` topic, so a NATS
+        ``request`` through the bridge gets it. Runs until cancelled, or for ``count`` commands.
+        """
+        if handler.did != self.did:
+            raise ValueError(f"the handler decides for {handler.did}, this device is {self.did}")
+        served = 0
+        while count is None or served < count:
+            _, data = await self._next(None)
+            decision, reply = handler.handle(data, self.clock())
+            if not decision.accepted and decision.code is not None:
+                self.refused[decision.code] += 1
+            if reply is not None:
+                await self._publish(self.reply_topic, reply)
+            served += 1
+
+    async def _next(self, timeout_s: float | None) -> tuple[str, bytes]:
+        client = self._connected()
+        try:
+            async with asyncio.timeout(timeout_s):
+                message = await anext(aiter(client.messages))
+        except aiomqtt.MqttError as exc:
+            raise MqttAdapterError(f"lost the MQTT broker at {self.host}:{self.port}: {exc}") from exc
+        return message.topic.value, _payload_bytes(message.payload) or b""
 
 
 __all__ = [
