@@ -319,9 +319,12 @@ def _payload_bytes(payload: Any) -> bytes | None:
 
 @dataclass
 class BridgeStats:
-    """What the bridge did since it started. ``dropped`` counts by reason (a ``msg.*`` code, or one of
-    ``mqtt.bad_topic``, ``mqtt.not_bytes``, ``nats.bad_subject``, ``outbox.full``, ``outbox.expired``,
-    ``nats.publish_failed``)."""
+    """What the bridge did since it started. ``dropped`` counts by reason: a ``msg.*`` code
+    (``msg.too_large``, ``msg.malformed``, and with a directory any code ``open_envelope`` gives), or
+    ``mqtt.bad_topic``, ``mqtt.not_bytes``, ``nats.bad_subject`` (outside the mapping),
+    ``outbox.full``, ``outbox.expired`` (commands that could not reach the broker in time),
+    ``nats.publish_failed``; ``requests.full`` counts requests whose reply goes to the ``replies``
+    subject only, because too many requests were waiting for theirs."""
 
     to_nats: int = 0  # readings and replies forwarded from MQTT to NATS
     to_mqtt: int = 0  # commands forwarded from NATS to MQTT (acknowledged by the broker)
@@ -364,6 +367,10 @@ class MqttBridge:
     ``max_payload_bytes`` (at most :data:`~autarky.messaging.envelope.MAX_ENVELOPE_BYTES`) is the
     largest payload forwarded. ``client_id`` names the bridge's persistent MQTT session: run one
     bridge per client id (a second connection with the same id pushes the first off the broker).
+    ``outbox_limit`` bounds both queues: commands waiting for the broker (beyond it: ``outbox.full``)
+    and messages read from the broker waiting to be forwarded (beyond it the MQTT client discards them
+    and logs it). ``max_pending_requests`` bounds the NATS requests waiting for a device's reply.
+    ``clock`` (ms since the epoch) is read for expiry checks only.
     """
 
     def __init__(
