@@ -410,16 +410,31 @@ def mark_attestation_revoked(state: Overlay, attestation_id: bytes, height: int)
 
 def attestation_ids_about(state: StateReader, subject: str) -> list[bytes]:
     """The ids of the attestations about ``subject``, in anchoring order."""
-    return _indexed_ids(state, f"{SUBJECT_INDEX_PREFIX}{subject}/")
+    return [attestation_id for attestation_id, _ in attestations_about_with_issuers(state, subject)]
 
 
 def attestation_ids_by(state: StateReader, issuer: str) -> list[bytes]:
     """The ids of the attestations ``issuer`` anchored, in anchoring order."""
-    return _indexed_ids(state, f"{ISSUER_INDEX_PREFIX}{issuer}/")
+    return [attestation_id for attestation_id, _ in attestations_by_with_subjects(state, issuer)]
 
 
-def _indexed_ids(state: StateReader, prefix: str) -> list[bytes]:
-    return [bytes.fromhex(key.rsplit("/", 1)[1]) for key, _ in state.iter_prefix(prefix)]
+def attestations_about_with_issuers(state: StateReader, subject: str) -> list[tuple[bytes, str]]:
+    """(id, issuer) of the attestations about ``subject``, in anchoring order, from the index alone."""
+    return _indexed(state, f"{SUBJECT_INDEX_PREFIX}{subject}/")
+
+
+def attestations_by_with_subjects(state: StateReader, issuer: str) -> list[tuple[bytes, str]]:
+    """(id, subject) of the attestations ``issuer`` anchored, in anchoring order, from the index alone."""
+    return _indexed(state, f"{ISSUER_INDEX_PREFIX}{issuer}/")
+
+
+def _indexed(state: StateReader, prefix: str) -> list[tuple[bytes, str]]:
+    entries = []
+    for key, raw in state.iter_prefix(prefix):
+        other = decode_trusted(raw)
+        assert type(other) is str, "an attestation index entry names a DID"
+        entries.append((bytes.fromhex(key.rsplit("/", 1)[1]), other))
+    return entries
 
 
 def iter_raw_attestations(state: StateReader) -> Iterator[tuple[str, Any]]:
