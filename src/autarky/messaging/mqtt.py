@@ -52,7 +52,6 @@ import collections
 import contextlib
 import logging
 import re
-import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +69,7 @@ from autarky.messaging.directory import Directory
 from autarky.messaging.envelope import DEFAULT_TTL_MS, MAX_ENVELOPE_BYTES, Message, open_envelope, peek, seal
 from autarky.messaging.errors import MessageError
 from autarky.messaging.replay import ReplayGuard
+from autarky.messaging.transport import wall_clock_ms  # ms since the Unix epoch, as the Agent reads it
 
 log = logging.getLogger(__name__)
 
@@ -300,11 +300,6 @@ def parse_host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"{text!r}: the port is a number from 1 to 65535")
     return host, int(port_text)
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the Unix epoch: the time envelopes are sealed and checked with."""
-    return time.time_ns() // 1_000_000
 
 
 def _payload_bytes(payload: Any) -> bytes | None:
