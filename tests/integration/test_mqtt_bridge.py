@@ -633,15 +633,6 @@ def test_a_missing_mosquitto_fails_with_how_to_install_it(monkeypatch: pytest.Mo
 # --------------------------------------------------------------------------------------------------
 # The command line: `autarky mqtt bridge`
 
-# The root group with the mqtt commands mounted, as src/autarky/cli/main.py registers them.
-_CLI = """
-import sys
-from autarky.cli import main, mqtt
-if "mqtt" not in {group.name for group in main.app.registered_groups}:
-    main.app.add_typer(mqtt.app, name="mqtt")
-main.main(sys.argv[1:])
-"""
-
 
 def test_the_bridge_command_runs_until_sigint_and_reports_what_it_forwarded(
     broker: Mosquitto, nats_url: str, tmp_path: Path
@@ -651,7 +642,10 @@ def test_the_bridge_command_runs_until_sigint_and_reports_what_it_forwarded(
     argv += ["--stats-every", "0", "--client-id", "cli-bridge"]
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-c", _CLI, *argv], stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+            [sys.executable, "-m", "autarky.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
         )
     track_process(process)
     try:
@@ -691,7 +685,9 @@ def test_the_bridge_command_runs_until_sigint_and_reports_what_it_forwarded(
 def test_the_bridge_command_fails_with_one_line_when_the_broker_is_missing(nats_url: str) -> None:
     port = free_port()
     argv = ["mqtt", "bridge", "--mqtt", f"127.0.0.1:{port}", "--nats", nats_url, "--json"]
-    done = subprocess.run([sys.executable, "-c", _CLI, *argv], capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "autarky.cli", *argv], capture_output=True, timeout=60, check=False
+    )
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["error"]["code"] == "cli.mqtt_unreachable"
     assert f"MQTT broker at 127.0.0.1:{port}" in done.stderr.decode()
@@ -717,7 +713,10 @@ def test_the_walkthrough_in_docs_runs(broker: Mosquitto, nats_url: str, tmp_path
     argv = ["mqtt", "bridge", "--mqtt", f"127.0.0.1:{broker.port}", "--nats", nats_url, "--json"]
     with stderr_path.open("wb") as stderr:
         bridge = subprocess.Popen(
-            [sys.executable, "-c", _CLI, *argv], stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+            [sys.executable, "-m", "autarky.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
         )
     track_process(bridge)
     try:

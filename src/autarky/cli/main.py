@@ -112,7 +112,7 @@ def _global_options(
 
 
 def _register() -> None:
-    from autarky.cli import bench, cluster, identity, init, node, tx, up, wallet
+    from autarky.cli import bench, cluster, identity, init, mqtt, node, tx, up, wallet
 
     app.command("init")(init.init)
     app.command("up")(up.up)
@@ -122,6 +122,7 @@ def _register() -> None:
     app.add_typer(tx.app, name="tx")
     app.add_typer(bench.app, name="bench")
     app.add_typer(cluster.app, name="cluster")
+    app.add_typer(mqtt.app, name="mqtt")
 
 
 _register()
