@@ -29,7 +29,7 @@ from autarky.modules.bank import messages as bank
 from autarky.modules.identity import keeper as identity_keeper
 from autarky.node.node import DB_FILE, Node, NodeSettings, init_data_dir
 from autarky.verify import ProofBundle, TrustAnchor, VerifyError
-from autarky.web.testing import CHAIN_ID, TestKeys, standard_genesis
+from autarky.web.testing import CHAIN_ID, LiveNode, TestKeys, standard_genesis
 
 KEYS = TestKeys.create()
 
@@ -164,3 +164,43 @@ def test_audit_trail_and_light_proofs(data_dir: Path) -> None:
         db.execute("DELETE FROM audit_party")
         db.execute("DELETE FROM meta WHERE key = 'audit_height'")
     assert asyncio.run(entries()) == before
+
+
+def test_proofs_and_audit_over_http(tmp_path: Path) -> None:
+    """``GET /api/v1/proofs`` answers a bundle a light client checks with the node's key alone, and
+    ``GET /api/v1/audit`` the trail with its filters; bad filters get typed errors."""
+    alice, bob = KEYS.alice, KEYS.bob
+    with LiveNode(tmp_path / "node", standard_genesis(KEYS)) as live:
+        assert live.submit(live.transfer(alice, bob.did, 25)).status_code == 200
+        status = live.http.get("/api/v1/status").json()
+        anchor = TrustAnchor.of_node(CHAIN_ID, status["node_key"])
+        keys = [f"bank/bal/{bob.did}/aut", f"bank/bal/{KEYS.carol.did}/kwh"]
+        answer = live.http.get("/api/v1/proofs", params=[("key", k) for k in keys]).json()
+        assert answer["final"] is True and answer["certificate"] is None
+        state = ProofBundle.from_json(answer).verify(anchor)
+        assert state.get(keys[1]) is None
+        assert state.get(keys[0]) == live.call(lambda: live.node.state.get(keys[0]))
+        answer["entries"][0]["value"] = "00"
+        with pytest.raises(VerifyError) as forged:
+            ProofBundle.from_json(answer).verify(anchor)
+        assert forged.value.code == "verify.bad_proof"
+
+        too_many = live.http.get("/api/v1/proofs", params=[("key", f"k{i}") for i in range(65)])
+        assert too_many.status_code == 422 and too_many.json()["error"]["code"] == "api.invalid_request"
+        assert live.http.get("/api/v1/proofs").status_code == 422
+
+        trail = live.http.get("/api/v1/audit", params={"machine": bob.did, "action": "bank/send"}).json()
+        assert [(e["sender"], e["action"], e["ok"]) for e in trail["entries"]] == [
+            (alice.did, "bank/send", True)
+        ]
+        assert trail["entries"][0]["signers"] == [alice.public_key.hex()]
+        by_key = live.http.get("/api/v1/audit", params={"key": bob.public_key.hex(), "ok": "true"}).json()
+        assert by_key["entries"] == []
+        for params, code in (
+            ({"machine": "did:web:example.com"}, "api.invalid_did"),
+            ({"grant": "xyz"}, "api.invalid_hex"),
+            ({"key": "ab"}, "api.invalid_hex"),
+            ({"limit": 0}, "api.invalid_request"),
+        ):
+            bad = live.http.get("/api/v1/audit", params=params)
+            assert bad.status_code in (400, 422) and bad.json()["error"]["code"] == code, (params, bad.text)

@@ -307,7 +307,7 @@ class ProofBundle:
     def from_json(cls, data: Mapping[str, Any]) -> ProofBundle:
         """From the API's ``GET /api/v1/proofs`` answer (hex everywhere; see docs/api.md)."""
         try:
-            header = _header_from_json(data["header"])
+            header = header_from_json(data["header"])
             entries = tuple(
                 (
                     entry["key"],
@@ -358,7 +358,8 @@ def _certificate(data: Any) -> Certificate:
     return Certificate(height, block_hash, state_root, tuple(votes))
 
 
-def _header_from_json(header: Mapping[str, Any]) -> BlockHeader:
+def header_from_json(header: Mapping[str, Any]) -> BlockHeader:
+    """The header in an API answer, checked against the hash the answer states (ValueError if not)."""
     parsed = BlockHeader(
         header["chain_id"],
         header["height"],

@@ -13,6 +13,8 @@ Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autark
     GET  /api/v1/machines?offset=&limit=   registered accounts with wallets and guardrails
     GET  /api/v1/machines/{did}        one registered account
     GET  /api/v1/proof?key=            value + state proof + signed header, checkable by a light client
+    GET  /api/v1/proofs?key=&key=&final=   several keys against one final header (a light client's bundle)
+    GET  /api/v1/audit?machine=&grant=&action=&key=&from=&to=&ok=&limit=   who did what, under which grant
     GET  /api/v1/did/{did}             the W3C DID document (keys, services, attestations)
     GET  /api/v1/attestations/{id}     an attestation, its verdict now, proofs of it and of its issuer
     GET  /api/v1/attestations?subject=&issuer=&offset=&limit=   attestations about / by a DID
@@ -52,6 +54,7 @@ from autarky.modules.bank import keeper as bank
 from autarky.modules.identity import IdentityModule
 from autarky.modules.identity import attestations as attestation_checks
 from autarky.modules.identity import keeper as identity_keeper
+from autarky.node.errors import ProofUnavailable
 from autarky.node.node import Node, SubmitResult
 from autarky.web import views
 from autarky.web.errors import (
@@ -65,6 +68,7 @@ from autarky.web.errors import (
     NODE_FAULT,
     NODE_NOT_READY,
     NOT_FOUND,
+    PROOF_UNAVAILABLE,
     UNAUTHORIZED,
     UNSUPPORTED_MEDIA_TYPE,
     ApiError,
@@ -77,6 +81,7 @@ from autarky.web.schemas import (
     AccountResponse,
     AttestationListResponse,
     AttestationResponse,
+    AuditResponse,
     BalancesResponse,
     BatchSubmitResponse,
     BlockListResponse,
@@ -85,6 +90,7 @@ from autarky.web.schemas import (
     HealthResponse,
     MachineJson,
     MachineListResponse,
+    ProofBundleResponse,
     ProofResponse,
     StatusResponse,
     SubmitResponse,
@@ -100,6 +106,8 @@ MAX_BLOCKS_PER_PAGE = 100
 MAX_MACHINES_PER_PAGE = 500
 MAX_ATTESTATIONS_PER_PAGE = 500
 MAX_STATE_KEY_CHARS = 1024
+MAX_PROOF_KEYS = 64
+MAX_AUDIT_ENTRIES = 1000
 RETRY_AFTER_S = "1"
 
 CBOR = "application/cbor"
@@ -507,6 +515,104 @@ def _proof_answer(
         "signature": node.header_signature(header).hex(),
         "node_key": node.node_key.did,
     }
+
+
+@router.get(
+    "/proofs",
+    tags=["state"],
+    summary="Proofs of several keys against one final header",
+    response_model=ProofBundleResponse,
+    responses={503: {"description": "No final block to prove against yet (`node.proof_unavailable`)"}},
+)
+async def proofs(
+    node: NodeDep,
+    key: Annotated[
+        list[str],
+        Query(min_length=1, max_length=MAX_PROOF_KEYS, description="state keys (repeat the parameter)"),
+    ],
+    final: Annotated[
+        bool, Query(description="prove against the latest final block (else the latest)")
+    ] = True,
+) -> dict[str, Any]:
+    """What a light client carries offline: with `final` (the default) the header is the latest
+    one that is final, signed by the node and, on the `nats` engine, with its quorum certificate.
+    Check it with `autarky.verify.ProofBundle.from_json(answer).verify(anchor)`."""
+    for item in key:
+        if not 1 <= len(item) <= MAX_STATE_KEY_CHARS:
+            raise ApiError(400, INVALID_REQUEST, f"a state key is 1 to {MAX_STATE_KEY_CHARS} characters")
+    try:
+        height = node.final_proof_height() if final else node.height
+        proven = node.prove_many(key, height)
+    except ProofUnavailable as exc:
+        raise ApiError(503, PROOF_UNAVAILABLE, str(exc), {"Retry-After": RETRY_AFTER_S}) from None
+    header = proven.header
+    certificate = None if node.engine.name == "embedded" else node.certificate(header.height)
+    return {
+        "header": header.to_json(),
+        "final": header.height <= node.final_height,
+        "signature": node.header_signature(header).hex(),
+        "node_key": node.node_key.did,
+        "certificate": None if certificate is None else certificate.to_json(),
+        "entries": [
+            {"key": k, "value": None if v is None else v.hex(), "proof": proof.encode().hex()}
+            for k, v, proof in proven.entries
+        ],
+    }
+
+
+@router.get(
+    "/audit", tags=["audit"], summary="Who did what, under which grant, when", response_model=AuditResponse
+)
+async def audit(
+    node: NodeDep,
+    machine: Annotated[
+        str | None, Query(description="a party: the sender or a DID the message names")
+    ] = None,
+    grant: Annotated[str | None, Query(description="a grant id (hex) the transaction used")] = None,
+    action: Annotated[
+        str | None,
+        Query(max_length=80, description="a message type (`bank/send`) or module prefix (`bank/`)"),
+    ] = None,
+    key: Annotated[str | None, Query(description="a signing key (64 hex characters)")] = None,
+    from_height: Annotated[int | None, Query(alias="from", ge=0, le=MAX_HEIGHT)] = None,
+    to_height: Annotated[int | None, Query(alias="to", ge=0, le=MAX_HEIGHT)] = None,
+    ok: Annotated[
+        bool | None, Query(description="only accepted (true) or only refused (false) actions")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_ENTRIES)] = 100,
+) -> dict[str, Any]:
+    """Every message of every committed transaction, newest first: the block (height, time), the
+    sender and the keys that signed, the action, its result code and the grants it used."""
+    if machine is not None:
+        machine = _account_name(machine)
+    if grant is not None:
+        grant = _hex_filter(grant, "grant id")
+    if key is not None:
+        key = _hex_filter(key, "key")
+        if len(key) != 64:
+            raise ApiError(400, INVALID_HEX, "a key is 64 hex characters")
+    entries = await asyncio.to_thread(
+        node.audit,
+        machine=machine,
+        grant=grant,
+        action=action,
+        key=key,
+        from_height=from_height,
+        to_height=to_height,
+        ok=ok,
+        limit=limit,
+    )
+    return {"entries": [entry.to_json() for entry in entries], "limit": limit}
+
+
+def _hex_filter(value: str, what: str) -> str:
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise ApiError(400, INVALID_HEX, f"a {what} is hex") from None
+    if not value or len(value) > 128:
+        raise ApiError(400, INVALID_HEX, f"a {what} is 1 to 128 hex characters")
+    return value.lower()
 
 
 @router.get(

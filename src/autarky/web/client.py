@@ -49,6 +49,7 @@ from autarky.modules.identity.attestations import Verdict
 from autarky.modules.identity.claims import Claim, SignedClaim, attestation_id
 from autarky.modules.identity.keeper import AttestationRecord
 from autarky.modules.validators import SET_KEY as VALIDATOR_SET_KEY
+from autarky.verify.light import ProofBundle, header_from_json
 
 __all__ = [
     "Account",
@@ -265,23 +266,6 @@ def verify_attestation(
     return attestation_checks.check_proved(attestation_checks.decode_record(value), account, now_ms)
 
 
-def header_from_json(header: Mapping[str, Any]) -> BlockHeader:
-    """The header in an API answer, checked against the hash the answer states (ValueError if not)."""
-    parsed = BlockHeader(
-        header["chain_id"],
-        header["height"],
-        bytes.fromhex(header["prev_hash"]),
-        header["time_ms"],
-        header["tx_count"],
-        bytes.fromhex(header["tx_root"]),
-        bytes.fromhex(header["result_root"]),
-        bytes.fromhex(header["state_root"]),
-    )
-    if parsed.hash.hex() != header["hash"]:
-        raise ValueError("the header's hash does not match its fields")
-    return parsed
-
-
 def verify_header(header: BlockHeader, signature: bytes, node_key: str) -> bool:
     """True when ``node_key`` (a did:key) signed ``header`` in the block-header domain of its chain."""
     try:
@@ -418,6 +402,43 @@ class AutarkyClient:
 
     async def proof(self, key: str) -> StateProof:
         return StateProof.from_json(await self._json("GET", "/api/v1/proof", params={"key": key}))
+
+    async def proof_bundle(self, keys: Sequence[str], final: bool = True) -> ProofBundle:
+        """Proofs of ``keys`` against one header (by default the latest final one), not yet checked:
+        check with ``bundle.verify(anchor)`` (see :mod:`autarky.verify`). Raises ``verify.malformed``
+        (a :class:`~autarky.verify.VerifyError`) for an answer that is not a bundle."""
+        params = [("key", key) for key in keys] + [("final", "true" if final else "false")]
+        return ProofBundle.from_json(await self._json("GET", "/api/v1/proofs", params=params))
+
+    async def audit(
+        self,
+        *,
+        machine: str | None = None,
+        grant: str | None = None,
+        action: str | None = None,
+        key: str | None = None,
+        from_height: int | None = None,
+        to_height: int | None = None,
+        ok: bool | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first (see ``GET /api/v1/audit``)."""
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (
+            ("machine", machine),
+            ("grant", grant),
+            ("action", action),
+            ("key", key),
+            ("from", from_height),
+            ("to", to_height),
+        ):
+            if value is not None:
+                params[name] = value
+        if ok is not None:
+            params["ok"] = "true" if ok else "false"
+        answer = await self._json("GET", "/api/v1/audit", params=params)
+        entries: list[dict[str, Any]] = answer["entries"]
+        return entries
 
     async def attestation(self, attestation: bytes | str, at_ms: int | None = None) -> AttestationAnswer:
         """An anchored attestation by id (32 bytes or 64 hex), the node's verdict at ``at_ms``

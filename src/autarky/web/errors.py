@@ -64,6 +64,7 @@ UNSUPPORTED_MEDIA_TYPE = "api.unsupported_media_type"
 INTERNAL_ERROR = "api.internal_error"
 NODE_NOT_READY = "node.not_ready"
 NODE_FAULT = "node.fault"
+PROOF_UNAVAILABLE = "node.proof_unavailable"
 
 _STATUS_CODES = {
     400: INVALID_REQUEST,

@@ -190,6 +190,46 @@ class ProofResponse(_Open):
     node_key: str
 
 
+class ProvedEntryJson(_Open):
+    key: str
+    value: str | None
+    proof: str
+    """The proof as hex of its canonical CBOR (``autarky.ledger.smt.Proof.decode``)."""
+
+
+class ProofBundleResponse(_Open):
+    """Proofs of several keys against one header, with what makes that header final: the node's
+    signature (embedded engine) or a quorum certificate (``nats`` engine). Check it offline with
+    ``autarky.verify.ProofBundle.from_json(answer).verify(anchor)``."""
+
+    header: HeaderJson
+    final: bool
+    signature: str
+    node_key: str
+    certificate: CertificateJson | None
+    entries: list[ProvedEntryJson]
+
+
+class AuditEntryJson(_Open):
+    height: int
+    time_ms: int
+    tx_index: int
+    msg_index: int
+    tx_hash: str
+    sender: str
+    signers: list[str]
+    action: str
+    code: str
+    ok: bool
+    grants: list[str]
+    parties: list[str]
+
+
+class AuditResponse(_Open):
+    entries: list[AuditEntryJson]
+    limit: int
+
+
 class HealthResponse(_Open):
     status: str
 
