@@ -233,6 +233,21 @@ def test_walkthrough_from_init_to_snapshot(workdir: Path, node_process: list[Run
     missing = autarky_json(workdir, *remote, "tx", "show", "ab" * 32, expect=1)
     assert missing["error"]["code"] == "api.not_found"
 
+    # -- audit: who did what -------------------------------------------------------------------------
+    refused = autarky_json(workdir, *remote, "audit", "--machine", "pump", "--refused")["entries"]
+    assert [(e["sender"], e["action"], e["code"]) for e in refused][-1] == (
+        pump["did"],
+        "bank/send",
+        "bank.per_tx_cap",
+    )
+    registered = autarky_json(workdir, *remote, "audit", "--action", "identity/", "--limit", "200")["entries"]
+    assert registered and all(
+        e["action"].startswith("identity/") and e["sender"] == owner for e in registered
+    )
+    assert pump["did"] in {party for e in registered for party in e["parties"]}
+    assert "no matching actions" in autarky(workdir, *remote, "audit", "--grant", "ab" * 32).stdout
+    assert autarky(workdir, *remote, "audit", "--refused", "--accepted", expect=2).returncode == 2
+
     # -- rotation: the DID stays, the key changes, the old keystore is kept ----------------------
     rotated = autarky_json(workdir, *remote, "identity", "rotate", "pump", "--password-file", "password.txt")
     assert rotated["did"] == pump["did"]
@@ -407,6 +422,9 @@ def test_every_command_is_covered() -> None:
         "wallet unfreeze",
         "wallet sweep",
         "tx show",
+        "audit",
+        "mqtt bridge",
+        "mqtt map",
     }
     assert expected <= names, expected - names
 

@@ -112,7 +112,7 @@ def _global_options(
 
 
 def _register() -> None:
-    from autarky.cli import bench, cluster, identity, init, mqtt, node, tx, up, wallet
+    from autarky.cli import audit, bench, cluster, identity, init, mqtt, node, tx, up, wallet
 
     app.command("init")(init.init)
     app.command("up")(up.up)
@@ -120,6 +120,7 @@ def _register() -> None:
     app.add_typer(identity.app, name="identity")
     app.add_typer(wallet.app, name="wallet")
     app.add_typer(tx.app, name="tx")
+    app.command("audit")(audit.audit)
     app.add_typer(bench.app, name="bench")
     app.add_typer(cluster.app, name="cluster")
     app.add_typer(mqtt.app, name="mqtt")
