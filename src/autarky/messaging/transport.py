@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import re
 import secrets
 import tempfile
@@ -59,6 +60,7 @@ from autarky.messaging.replay import ReplayGuard
 SUBJECT_PREFIX = "autarky.m2m"
 REFUSED_TYPE = "m2m/refused"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_LOG = logging.getLogger("autarky.messaging")
 
 MessageHandler = Callable[[Message], Awaitable[None] | None]
 RequestHandler = Callable[[Message], Awaitable[tuple[str, Any]] | tuple[str, Any]]
@@ -119,14 +121,24 @@ class Agent:
 
     # --- connection -----------------------------------------------------------------------------------
 
-    async def connect(self, servers: str | Sequence[str], **options: Any) -> None:
-        """Connect to NATS (``options`` go to ``nats.connect``). Raises :class:`TransportError`."""
+    async def connect(self, servers: str | Sequence[str], *, timeout_s: float = 10, **options: Any) -> None:
+        """Connect to NATS within ``timeout_s`` (``options`` go to ``nats.connect``).
+
+        Raises :class:`TransportError` when no server answers in time. Once connected, the client
+        reconnects by itself after a lost connection (nats-py's ``allow_reconnect``).
+        """
+        options.setdefault("error_cb", self._log_nats_error)
+        target = servers if isinstance(servers, str) else list(servers)
         try:
-            self._nc = await nats.connect(
-                servers if isinstance(servers, str) else list(servers), name=self.name, **options
-            )
+            self._nc = await asyncio.wait_for(nats.connect(target, name=self.name, **options), timeout_s)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            raise TransportError(f"cannot connect to NATS at {servers}: {exc!r}") from exc
+            raise TransportError(
+                f"cannot connect to NATS at {servers} within {timeout_s} s: {exc!r}"
+            ) from exc
+
+    async def _log_nats_error(self, error: Exception) -> None:
+        # nats-py's default prints a traceback for every failed (re)connection attempt.
+        _LOG.info("%s: nats: %r", self.name, error)
 
     async def close(self) -> None:
         """Deliver what is pending, then close. Idempotent."""
