@@ -5,8 +5,8 @@ module; the fixture stops it and checks the process is gone. Each test runs its 
 ``asyncio.run`` and closes them. What is checked: publish/subscribe delivers only verified messages,
 request/reply returns only a verified reply that answers the request, a responder answers a refused
 request with a signed refusal, and a device's command handler over NATS accepts a granted command and
-refuses an unsigned one, one signed by a key that is not the sender's, an expired one, a replay and
-one without a grant, logging every decision with the grant it used.
+refuses an unsigned one, one signed by a key that is not the sender's, an expired one, a replay, one
+its grant does not cover and one naming an unknown grant, logging every decision with the grant it used.
 """
 
 from __future__ import annotations
@@ -235,9 +235,13 @@ def test_command_handler_over_nats_accepts_the_granted_command_and_refuses_the_r
             return reply.body  # type: ignore[no-any-return]
 
         def command(
-            signer: SigningKey = CONTROLLER, *, now_ms: int | None = None, grant: str = "g-valve"
+            signer: SigningKey = CONTROLLER,
+            *,
+            now_ms: int | None = None,
+            grant: str = "g-valve",
+            resource: str = "valve-7",
         ) -> bytes:
-            body = command_body("actuate", "valve-7", grant, 30)
+            body = command_body("actuate", resource, grant, 30)
             return seal(
                 signer, CONTROLLER.did, VALVE.did, COMMAND_TYPE, body, now_ms=now_ms or wall_clock_ms()
             )
@@ -257,7 +261,8 @@ def test_command_handler_over_nats_accepts_the_granted_command_and_refuses_the_r
             "wrong key": await send(command(STRANGER)),  # STRANGER's key claiming to be CONTROLLER
             "expired": await send(command(now_ms=wall_clock_ms() - 120_000)),
             "replay": await send(granted),
-            "no grant": await send(command(grant="g-nothing")),
+            "no grant": await send(command(resource="valve-8")),
+            "unknown grant": await send(command(grant="g-nothing")),
         }
         assert {name: body["code"] for name, body in refusals.items()} == {
             "unsigned": "msg.bad_signature",
@@ -265,6 +270,7 @@ def test_command_handler_over_nats_accepts_the_granted_command_and_refuses_the_r
             "expired": "msg.expired",
             "replay": "msg.replay",
             "no grant": "msg.no_grant",
+            "unknown grant": "msg.unknown_grant",
         }
         assert not any(body["accepted"] for body in refusals.values())
 
@@ -276,7 +282,8 @@ def test_command_handler_over_nats_accepts_the_granted_command_and_refuses_the_r
         (False, "msg.unknown_key", None),
         (False, "msg.expired", None),
         (False, "msg.replay", None),
-        (False, "msg.no_grant", "g-nothing"),
+        (False, "msg.no_grant", "g-valve"),
+        (False, "msg.unknown_grant", "g-nothing"),
     ]
     accepted = log.decisions[0]
     assert (accepted.sender, accepted.root_grantor, accepted.action, accepted.resource) == (

@@ -2,7 +2,7 @@
 
 Layers, low to high (a package may import its own layer and lower ones, never a higher one)::
 
-    encoding < crypto < ledger < modules < engines < verify < messaging < sim < node < web < cluster
+    encoding < crypto < ledger < modules < engines < messaging < verify < sim < node < web < cluster
              < demo < bench < cli
 
 ``autarky/config.py`` belongs to the ``node`` layer. ``autarky/__init__.py`` (the public facade) may
@@ -48,8 +48,8 @@ LAYERS = (
     "ledger",
     "modules",
     "engines",
-    "verify",
     "messaging",
+    "verify",
     "sim",
     "node",
     "web",

@@ -654,10 +654,14 @@ def test_a_root_grant_covers_its_action_and_resource() -> None:
     assert book.authorize(CONTROLLER.did, "g-root", "actuate", "valve-7", NOW).chain == ("g-root",)
 
 
+def test_unknown_grant() -> None:
+    assert authorize_code(grants(), "g-missing") == "msg.unknown_grant"
+    assert authorize_code(grants(), "00" * 32) == "msg.unknown_grant"
+
+
 @pytest.mark.parametrize(
     "request_fields",
     [
-        {"grant_id": "g-missing"},
         {"grantee": STRANGER.did},
         {"action": "read"},
         {"resource": "valve-70"},
@@ -730,8 +734,9 @@ def test_revoked_expired_and_exhausted_anywhere_in_the_chain() -> None:
 
 def test_grant_precedence_revoked_before_expired_before_exhausted() -> None:
     assert [code.code for code in codes.GRANT_CODES_IN_PRECEDENCE] == [
-        "msg.no_grant",
+        "msg.unknown_grant",
         "msg.grant_chain_invalid",
+        "msg.no_grant",
         "msg.grant_revoked",
         "msg.grant_expired",
         "msg.grant_exhausted",
@@ -743,6 +748,47 @@ def test_grant_precedence_revoked_before_expired_before_exhausted() -> None:
     assert authorize_code(book, "g-root", action="read") == "msg.no_grant"
     book.add_grant(replace(everything, revoked=False))
     assert authorize_code(book, "g-root") == "msg.grant_expired"
+
+
+def test_grant_records_from_the_ledger_are_checked_by_the_policy_modules_code() -> None:
+    """Grants made on a real chain, read from its state as a device would hold them."""
+    from autarky.modules.harness import Chain
+    from autarky.modules.policy import keeper as policy_keeper
+    from autarky.modules.policy import messages as policy
+
+    bank = {"params": {"fee_asset": "aut", "min_fee": 0}, "balances": []}
+    chain = Chain.from_genesis({"chain_id": "grants", "genesis_time_ms": 0, "app_state": {"bank": bank}})
+
+    def run(signer: SigningKey, message: dict[str, Any]) -> bytes:
+        tx = sign_tx(TxBody("grants", signer.did, chain.sequence(signer.did), 0, 0, (message,)), signer)
+        (receipt,) = chain.execute([tx.raw])
+        assert receipt.ok, receipt
+        return policy_keeper.new_grant_id(tx.hash, 0)
+
+    root = run(OWNER, policy.grant(CONTROLLER.did, "actuate", "valve-7", delegable=1))
+    child = run(CONTROLLER, policy.delegate(root, STRANGER.did, "valve-7/flow"))
+
+    def device_view() -> StaticDirectory:
+        book = directory()
+        for grant_id in (root, child):
+            record = policy_keeper.read_grant(chain.state, grant_id)
+            assert record is not None
+            book.add_grant(record)
+        return book
+
+    decision = device_view().authorize(STRANGER.did, child.hex(), "actuate", "valve-7/flow", NOW)
+    assert (decision.grant_id, decision.root_grantor, decision.chain) == (
+        child.hex(),
+        OWNER.did,
+        (child.hex(), root.hex()),
+    )
+    assert (
+        authorize_code(device_view(), child.hex(), grantee=STRANGER.did, resource="valve-7") == "msg.no_grant"
+    )
+    run(OWNER, policy.revoke(root))
+    assert authorize_code(device_view(), child.hex(), grantee=STRANGER.did, resource="valve-7/flow") == (
+        "msg.grant_revoked"
+    )
 
 
 # --- the command handler --------------------------------------------------------------------------
@@ -833,7 +879,7 @@ def _command_cases() -> list[tuple[str, Any]]:
         ("msg.bad_command", lambda: (sealed(msg_type=COMMAND_TYPE, body={"action": "actuate"}), None)),
         ("msg.bad_command", lambda: (command(action=""), None)),
         ("msg.unknown_action", lambda: (command(action="explode"), None)),
-        ("msg.no_grant", lambda: (command(grant="g-none"), None)),
+        ("msg.unknown_grant", lambda: (command(grant="g-none"), None)),
         ("msg.no_grant", lambda: (command(resource="valve-8"), None)),
         ("msg.untrusted_grant", lambda: (command(grant="g-foreign"), foreign)),
         ("msg.action_failed", lambda: (command(args="explode"), None)),
@@ -888,8 +934,9 @@ def test_command_precedence_is_the_documented_one() -> None:
     assert names[len(codes.ENVELOPE_CODES_IN_PRECEDENCE) :] == [
         "msg.bad_command",
         "msg.unknown_action",
-        "msg.no_grant",
+        "msg.unknown_grant",
         "msg.grant_chain_invalid",
+        "msg.no_grant",
         "msg.grant_revoked",
         "msg.grant_expired",
         "msg.grant_exhausted",
@@ -897,10 +944,14 @@ def test_command_precedence_is_the_documented_one() -> None:
         "msg.action_failed",
     ]
     device, _ = handler()
-    # unknown action and no grant: the action is checked first
+    # unknown action and unknown grant: the action is checked first
     assert device.handle(command(action="explode", grant="g-none"), NOW)[0].code == "msg.unknown_action"
-    # no grant and expired: the envelope is checked first
+    # unknown grant and expired: the envelope is checked first
     assert device.handle(command(grant="g-none", now_ms=NOW - TTL), NOW)[0].code == "msg.expired"
+    # a grant not covering the resource, from an untrusted grantor: the grant is checked first
+    untrusted = grants(StaticGrant("g-foreign", STRANGER.did, CONTROLLER.did, "actuate", "valve-7"))
+    device, _ = handler(untrusted)
+    assert device.handle(command(grant="g-foreign", resource="valve-8"), NOW)[0].code == "msg.no_grant"
 
 
 def test_decisions_go_to_a_json_lines_file(tmp_path: Path) -> None:
@@ -909,7 +960,7 @@ def test_decisions_go_to_a_json_lines_file(tmp_path: Path) -> None:
     device.handle(command(), NOW)
     device.handle(command(grant="g-none"), NOW + 1)
     lines = (tmp_path / "logs" / "decisions.jsonl").read_text().splitlines()
-    assert [json.loads(line)["code"] for line in lines] == [None, "msg.no_grant"]
+    assert [json.loads(line)["code"] for line in lines] == [None, "msg.unknown_grant"]
     first = log.read()[0]
     assert first["grant"] == "g-root" and first["root_grantor"] == OWNER.did and first["accepted"] is True
     assert first["kid"] == key_id(CONTROLLER.did, CONTROLLER.public_key.raw)

@@ -9,8 +9,10 @@ accepts a command only when every check passes, in this order of precedence
 2. ``msg.bad_command``: the message type is not ``m2m/command``, or the body is not exactly
    ``{"action": str, "resource": str, "grant": str, "args": any}``;
 3. ``msg.unknown_action``: the device has no callback for ``action``;
-4. the grant, from ``Directory.authorize(sender, grant, action, resource, now_ms)``: ``msg.no_grant``,
-   ``msg.grant_chain_invalid``, ``msg.grant_revoked``, ``msg.grant_expired``, ``msg.grant_exhausted``;
+4. the grant, from ``Directory.authorize(sender, grant, action, resource, now_ms)``:
+   ``msg.unknown_grant``, ``msg.grant_chain_invalid``, ``msg.no_grant`` (given to someone else, or not
+   covering ``action`` on ``resource``), ``msg.grant_revoked``, ``msg.grant_expired``,
+   ``msg.grant_exhausted``;
 5. ``msg.untrusted_grant``: the grant's root grantor is not one of the device's ``authorities`` (by
    default the device itself; usually also its owner);
 6. ``msg.action_failed``: the callback raised, or returned a value that is not canonical CBOR data

@@ -9,7 +9,11 @@ asking a node while a message waits:
 * ``authorize(grantee, grant_id, action, resource, now_ms)``: whether grant ``grant_id`` lets
   ``grantee`` do ``action`` on ``resource`` now, walking its delegation chain to the root; the
   answer names the grant used and the root grantor (the receiver decides whether it trusts that
-  grantor), or a ``msg.no_grant`` / ``msg.grant_*`` error (``GRANT_CODES_IN_PRECEDENCE``).
+  grantor), or a ``msg.*_grant`` / ``msg.grant_*`` error (``GRANT_CODES_IN_PRECEDENCE``).
+
+Grants are decided by the ``policy`` module's own pure check (``autarky.modules.policy.check``), the
+code the ledger runs, over the grant records the receiver holds; its ``policy.*`` refusals become
+``msg.*`` codes (:func:`grant_error`). Grant ids are text: the hex of the 32-byte ledger id.
 
 Two implementations: :class:`StaticDirectory` here (an explicit in-memory directory built from DID
 documents and grant records handed to it: tests, benchmarks, a device provisioned by hand) and the
@@ -29,11 +33,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from autarky.crypto.did import InvalidDid, did_from_public_key, public_key_from_did
+from autarky.crypto.hashing import sha256
 from autarky.messaging import errors
+from autarky.messaging.errors import MessageError
+from autarky.modules.policy import messages as policy_messages
+from autarky.modules.policy.check import GrantRecord, check_grant
+from autarky.modules.policy.errors import GrantRefused
+from autarky.modules.policy.messages import GRANT_ID_BYTES, MAX_DELEGATION_DEPTH
 
 _DID_KEY_PREFIX = "did:key:"
 MAX_KID_CHARS = 256
-MAX_DELEGATION_DEPTH = 16
 ACTIVE = "active"
 
 
@@ -102,17 +111,50 @@ class Directory(Protocol):
 def resource_covers(granted: str, requested: str) -> bool:
     """A grant on ``granted`` covers ``requested`` when they are equal or ``requested`` is below it.
 
-    ``valve-7`` covers ``valve-7`` and ``valve-7/flow``, never ``valve-70``.
+    ``valve-7`` covers ``valve-7`` and ``valve-7/flow``, never ``valve-70`` (the policy module's rule).
     """
-    return requested == granted or requested.startswith(granted + "/")
+    return policy_messages.covers(granted, requested)
+
+
+_GRANT_CODES = {
+    "policy.unknown_grant": errors.UNKNOWN_GRANT,
+    "policy.broken_chain": errors.GRANT_CHAIN_INVALID,
+    "policy.wrong_grantee": errors.NO_GRANT,
+    "policy.not_covered": errors.NO_GRANT,
+    "policy.revoked": errors.GRANT_REVOKED,
+    "policy.expired": errors.GRANT_EXPIRED,
+    "policy.uses_exhausted": errors.GRANT_EXHAUSTED,
+    "policy.spend_over_limit": errors.GRANT_EXHAUSTED,
+}
+
+
+def grant_error(refused: GrantRefused) -> MessageError:
+    """The ``msg.*`` refusal for a ``policy.*`` one (for every Directory that runs the policy check)."""
+    return _GRANT_CODES[refused.code](f"{refused.code}: {refused.detail}")
+
+
+def grant_record_id(grant_id: str) -> bytes:
+    """The 32-byte record id that a text grant id names.
+
+    The hex of the id (how ledger grants are named), or, for a :class:`StaticGrant` name that is not
+    64 hex digits, the SHA-256 of the name.
+    """
+    if len(grant_id) == 2 * GRANT_ID_BYTES:
+        try:
+            return bytes.fromhex(grant_id)
+        except ValueError:
+            pass
+    return sha256(grant_id.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
 class StaticGrant:
-    """A grant record as a device holds it: what the ledger's ``policy`` module stores, as proven.
+    """A grant given by hand (tests, demos, a device provisioned without a ledger), named by text.
 
-    ``parent`` is the id of the grant this one was delegated from (None for a root grant);
-    ``uses`` is how many times it has been used, as of the proof.
+    The directory reads it as the ledger's record (``policy.check.GrantRecord``): its id is
+    :func:`grant_record_id` of ``grant_id``; ``parent`` names the grant it was delegated from (None
+    for a root); its depth, root grantor and how deep it may be delegated follow from its parents;
+    ``revoked`` marks it revoked; ``uses`` counts its uses so far against ``max_uses``.
     """
 
     grant_id: str
@@ -132,15 +174,18 @@ class StaticDirectory:
 
     Nothing is fetched: it knows exactly what it was given. ``add_document`` reads a W3C DID document
     as :func:`autarky.modules.identity.did_document.did_document` writes it (an implicit document for
-    an unregistered did:key works too); ``add_key`` registers a key directly; ``add_grant`` a grant.
+    an unregistered did:key works too); ``add_key`` registers a key directly; ``add_grant`` a grant
+    record as the ledger stores it (``policy.check.GrantRecord``, e.g. ``policy.keeper.read_grant``)
+    or a :class:`StaticGrant`. Grants are checked by the policy module's own code.
     Lookups are dictionary reads, so a receiver's cost per message is the signature check.
     """
 
     def __init__(
-        self, documents: Iterable[Mapping[str, Any]] = (), grants: Iterable[StaticGrant] = ()
+        self, documents: Iterable[Mapping[str, Any]] = (), grants: Iterable[GrantRecord | StaticGrant] = ()
     ) -> None:
         self._keys: dict[str, KeyInfo] = {}
-        self._grants: dict[str, StaticGrant] = {}
+        self._grants: dict[bytes, GrantRecord | StaticGrant] = {}
+        self._names: dict[bytes, str] = {}  # record id -> the text id that commands name
         for document in documents:
             self.add_document(document)
         for grant in grants:
@@ -201,8 +246,14 @@ class StaticDirectory:
     def remove_key(self, kid: str) -> None:
         self._keys.pop(kid, None)
 
-    def add_grant(self, grant: StaticGrant) -> None:
-        self._grants[grant.grant_id] = grant
+    def add_grant(self, grant: GrantRecord | StaticGrant) -> None:
+        """Add a grant, or replace it (a revocation, a new use count)."""
+        if isinstance(grant, StaticGrant):
+            record_id, name = grant_record_id(grant.grant_id), grant.grant_id
+        else:
+            record_id, name = grant.id, grant.id.hex()
+        self._grants[record_id] = grant
+        self._names[record_id] = name
 
     # --- the Directory protocol ---------------------------------------------------------------------
 
@@ -217,58 +268,54 @@ class StaticDirectory:
     def authorize(
         self, grantee: str, grant_id: str, action: str, resource: str, now_ms: int
     ) -> GrantDecision:
-        """Check grant ``grant_id`` and every grant above it; codes in ``GRANT_CODES_IN_PRECEDENCE`` order."""
-        leaf = self._grants.get(grant_id)
-        if leaf is None:
-            raise errors.NO_GRANT(f"grant {grant_id[:80]!r} is unknown")
-        if leaf.grantee != grantee:
-            raise errors.NO_GRANT(f"grant {grant_id[:80]} was given to another grantee")
-        if leaf.action != action or not resource_covers(leaf.resource, resource):
-            raise errors.NO_GRANT(
-                f"grant {grant_id[:80]} covers {leaf.action}:{leaf.resource}, not {action}:{resource}"
+        """The policy module's check of grant ``grant_id`` and every grant above it, offline."""
+        try:
+            allowed = check_grant(
+                self._record,
+                grant_record_id(grant_id),
+                grantee=grantee,
+                action=action,
+                resource=resource,
+                now_ms=now_ms,
             )
-        chain = self._chain(leaf)
-        for link in chain:
-            if link.revoked:
-                raise errors.GRANT_REVOKED(f"grant {link.grant_id} is revoked")
-        for link in chain:
-            if link.expires_ms is not None and now_ms >= link.expires_ms:
-                raise errors.GRANT_EXPIRED(f"grant {link.grant_id} expired at {link.expires_ms} ms")
-        for link in chain:
-            if link.max_uses is not None and link.uses >= link.max_uses:
-                raise errors.GRANT_EXHAUSTED(f"grant {link.grant_id} has used all {link.max_uses} uses")
-        return GrantDecision(leaf.grant_id, chain[-1].grantor, tuple(link.grant_id for link in chain))
+        except GrantRefused as refused:
+            raise grant_error(refused) from refused
+        chain = tuple(self._names[record_id] for record_id in allowed.chain)
+        return GrantDecision(chain[0], allowed.root_grantor, chain)
 
-    def _chain(self, leaf: StaticGrant) -> list[StaticGrant]:
-        """The grants from ``leaf`` to its root, each link checked to be within its parent."""
-        chain = [leaf]
-        while chain[-1].parent is not None:
-            child = chain[-1]
-            if len(chain) > MAX_DELEGATION_DEPTH:
-                raise errors.GRANT_CHAIN_INVALID(f"delegation deeper than {MAX_DELEGATION_DEPTH}")
-            parent = self._grants.get(child.parent)  # type: ignore[arg-type]
-            if parent is None:
-                raise errors.GRANT_CHAIN_INVALID(f"grant {child.grant_id}: parent {child.parent} is unknown")
-            problem = _widens(parent, child)
-            if problem:
-                raise errors.GRANT_CHAIN_INVALID(
-                    f"grant {child.grant_id} {problem} its parent {parent.grant_id}"
-                )
-            chain.append(parent)
-        return chain
-
-
-def _widens(parent: StaticGrant, child: StaticGrant) -> str:
-    """Why ``child`` is not a valid delegation of ``parent`` ('' when it is)."""
-    if child.grantor != parent.grantee:
-        return "was not delegated by the grantee of"
-    if child.action != parent.action or not resource_covers(parent.resource, child.resource):
-        return "covers more than"
-    if parent.expires_ms is not None and (child.expires_ms is None or child.expires_ms > parent.expires_ms):
-        return "outlives"
-    if parent.max_uses is not None and (child.max_uses is None or child.max_uses > parent.max_uses):
-        return "allows more uses than"
-    return ""
+    def _record(self, record_id: bytes) -> GrantRecord | None:
+        """The ledger form of a grant; a :class:`StaticGrant` gets its depth and root from its parents."""
+        grant = self._grants.get(record_id)
+        if grant is None or isinstance(grant, GrantRecord):
+            return grant
+        ancestors: list[StaticGrant] = []
+        parent = grant.parent
+        while parent is not None and len(ancestors) <= MAX_DELEGATION_DEPTH:
+            above = self._grants.get(grant_record_id(parent))
+            if not isinstance(above, StaticGrant):
+                break  # missing (load_chain refuses the chain), or a ledger record
+            ancestors.append(above)
+            parent = above.parent
+        # A chain that does not end at a root within the depth bound is refused as broken anyway.
+        depth = len(ancestors) if parent is None else MAX_DELEGATION_DEPTH + 1
+        return GrantRecord(
+            id=record_id,
+            grantor=grant.grantor,
+            grantee=grant.grantee,
+            action=grant.action,
+            resource=grant.resource,
+            expires_ms=grant.expires_ms,
+            max_uses=grant.max_uses,
+            spend_limit=None,
+            delegable=max(MAX_DELEGATION_DEPTH - depth, 0),
+            parent=None if grant.parent is None else grant_record_id(grant.parent),
+            root_grantor=ancestors[-1].grantor if ancestors else grant.grantor,
+            depth=depth,
+            created=0,
+            revoked=0 if grant.revoked else None,
+            uses=grant.uses,
+            spent=(),
+        )
 
 
 def _scopes(autarky: Mapping[str, Any]) -> dict[str, tuple[str, ...] | None]:
@@ -289,6 +336,8 @@ __all__ = [
     "KeyInfo",
     "StaticDirectory",
     "StaticGrant",
+    "grant_error",
+    "grant_record_id",
     "key_id",
     "public_key_from_kid",
     "resource_covers",

@@ -68,10 +68,15 @@ BAD_COMMAND = MessageCode(
     "msg.bad_command", "not a command, or its body is not {action, resource, grant, args}"
 )
 UNKNOWN_ACTION = MessageCode("msg.unknown_action", "this device has no such action")
-NO_GRANT = MessageCode("msg.no_grant", "no grant lets the sender do this action on this resource")
+UNKNOWN_GRANT = MessageCode("msg.unknown_grant", "the receiver knows no grant with this id")
+NO_GRANT = MessageCode(
+    "msg.no_grant", "the grant was given to someone else, or does not cover this action on this resource"
+)
 GRANT_REVOKED = MessageCode("msg.grant_revoked", "the grant, or a grant above it, is revoked")
 GRANT_EXPIRED = MessageCode("msg.grant_expired", "the grant, or a grant above it, has expired")
-GRANT_EXHAUSTED = MessageCode("msg.grant_exhausted", "the grant, or a grant above it, has no uses left")
+GRANT_EXHAUSTED = MessageCode(
+    "msg.grant_exhausted", "the grant, or a grant above it, has no uses (or spend) left"
+)
 GRANT_CHAIN_INVALID = MessageCode(
     "msg.grant_chain_invalid", "the delegation chain is broken or a delegate holds more than its delegator"
 )
@@ -101,13 +106,18 @@ ENVELOPE_CODES_IN_PRECEDENCE = (
 """What :func:`autarky.messaging.envelope.open_envelope` checks, top to bottom."""
 
 GRANT_CODES_IN_PRECEDENCE = (
-    NO_GRANT,
+    UNKNOWN_GRANT,
     GRANT_CHAIN_INVALID,
+    NO_GRANT,
     GRANT_REVOKED,
     GRANT_EXPIRED,
     GRANT_EXHAUSTED,
 )
-"""What a :class:`~autarky.messaging.directory.Directory` may raise from ``authorize``, top to bottom."""
+"""What a :class:`~autarky.messaging.directory.Directory` may raise from ``authorize``, top to bottom.
+
+The policy module's check order (``policy.unknown_grant``, ``broken_chain``, ``wrong_grantee`` and
+``not_covered``, ``revoked``, ``expired``, ``uses_exhausted``), one ``msg.*`` code each
+(``directory.grant_error``)."""
 
 COMMAND_CODES_IN_PRECEDENCE = (
     *ENVELOPE_CODES_IN_PRECEDENCE,
