@@ -12,6 +12,7 @@ its grant does not cover and one naming an unknown grant, logging every decision
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,28 @@ def test_command_handler_over_nats_accepts_the_granted_command_and_refuses_the_r
         "valve-7",
     )
     assert accepted.verified and not log.decisions[1].verified
+
+
+# --- the guide's examples run as written ----------------------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "messaging.md"
+
+
+def test_the_guide_examples_run_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert len(blocks) == 3
+    printed = []
+    for block in blocks:
+        exec(compile(block, str(GUIDE), "exec"), {"__name__": "docs_messaging"})
+        printed.append(capsys.readouterr().out.splitlines())
+    offline, request_reply, commands = printed
+    assert offline == ["msg.replay", "msg.bad_signature", "msg.expired"]
+    assert request_reply == ["True {'kwh': 12}"]
+    assert commands == [
+        "True None {'opened_pct': 40}",
+        "False msg.no_grant None",
+        "False msg.unknown_grant None",
+        "None g-1 True",
+        "msg.no_grant g-1 False",
+        "msg.unknown_grant g-unknown False",
+    ]
