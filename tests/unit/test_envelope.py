@@ -410,6 +410,7 @@ def test_precedence_order_is_the_documented_one() -> None:
         "msg.not_yet_valid",
         "msg.expired",
         "msg.ttl_too_long",
+        "msg.stale_directory",
         "msg.unknown_key",
         "msg.key_revoked",
         "msg.key_scope",
@@ -734,6 +735,7 @@ def test_revoked_expired_and_exhausted_anywhere_in_the_chain() -> None:
 
 def test_grant_precedence_revoked_before_expired_before_exhausted() -> None:
     assert [code.code for code in codes.GRANT_CODES_IN_PRECEDENCE] == [
+        "msg.stale_directory",
         "msg.unknown_grant",
         "msg.grant_chain_invalid",
         "msg.no_grant",
@@ -934,6 +936,7 @@ def test_command_precedence_is_the_documented_one() -> None:
     assert names[len(codes.ENVELOPE_CODES_IN_PRECEDENCE) :] == [
         "msg.bad_command",
         "msg.unknown_action",
+        "msg.stale_directory",
         "msg.unknown_grant",
         "msg.grant_chain_invalid",
         "msg.no_grant",

@@ -216,16 +216,19 @@ class CommandHandler:
             "grant": decision.grant,
             "result": decision.result,
         }
-        return seal(
-            self.key,
-            self.did,
-            request.sender,
-            RESULT_TYPE,
-            body,
-            now_ms=now_ms,
-            ttl_ms=self.reply_ttl_ms,
-            correlation=request.nonce,
-        )
+        try:
+            return seal(
+                self.key,
+                self.did,
+                request.sender,
+                RESULT_TYPE,
+                body,
+                now_ms=now_ms,
+                ttl_ms=self.reply_ttl_ms,
+                correlation=request.nonce,
+            )
+        except MessageError:  # a claimed sender the envelope cannot address; the decision is logged
+            return None
 
 
 def _parse_command(message: Message) -> tuple[str, str, str, Any]:

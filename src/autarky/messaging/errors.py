@@ -54,6 +54,10 @@ TTL_TOO_LONG = MessageCode(
     "msg.ttl_too_long", "the message expires further ahead than this receiver remembers nonces"
 )
 # Checks against the directory (offline, from its cache).
+STALE_DIRECTORY = MessageCode(
+    "msg.stale_directory",
+    "the receiver's cached directory entry is older than its freshness bound; refresh the directory",
+)
 UNKNOWN_KEY = MessageCode("msg.unknown_key", "the signing key is not a known key of the sender")
 KEY_REVOKED = MessageCode("msg.key_revoked", "the signing key or its account is revoked")
 KEY_SCOPE = MessageCode("msg.key_scope", "the signing key's scope does not name this message type")
@@ -96,6 +100,7 @@ ENVELOPE_CODES_IN_PRECEDENCE = (
     NOT_YET_VALID,
     EXPIRED,
     TTL_TOO_LONG,
+    STALE_DIRECTORY,
     UNKNOWN_KEY,
     KEY_REVOKED,
     KEY_SCOPE,
@@ -106,6 +111,7 @@ ENVELOPE_CODES_IN_PRECEDENCE = (
 """What :func:`autarky.messaging.envelope.open_envelope` checks, top to bottom."""
 
 GRANT_CODES_IN_PRECEDENCE = (
+    STALE_DIRECTORY,
     UNKNOWN_GRANT,
     GRANT_CHAIN_INVALID,
     NO_GRANT,
@@ -115,9 +121,10 @@ GRANT_CODES_IN_PRECEDENCE = (
 )
 """What a :class:`~autarky.messaging.directory.Directory` may raise from ``authorize``, top to bottom.
 
-The policy module's check order (``policy.unknown_grant``, ``broken_chain``, ``wrong_grantee`` and
-``not_covered``, ``revoked``, ``expired``, ``uses_exhausted``), one ``msg.*`` code each
-(``directory.grant_error``)."""
+A directory with a freshness bound (``autarky.verify``) refuses a stale entry before saying anything
+about it; then the policy module's check order (``policy.unknown_grant``, ``broken_chain``,
+``wrong_grantee`` and ``not_covered``, ``revoked``, ``expired``, ``uses_exhausted``), one ``msg.*``
+code each (``directory.grant_error``)."""
 
 COMMAND_CODES_IN_PRECEDENCE = (
     *ENVELOPE_CODES_IN_PRECEDENCE,
@@ -127,6 +134,9 @@ COMMAND_CODES_IN_PRECEDENCE = (
     UNTRUSTED_GRANT,
     ACTION_FAILED,
 )
-"""What :class:`~autarky.messaging.commands.CommandHandler` checks, top to bottom."""
+"""What :class:`~autarky.messaging.commands.CommandHandler` checks, top to bottom.
 
-ALL_CODES = (*COMMAND_CODES_IN_PRECEDENCE, WRONG_REPLY)
+``msg.stale_directory`` appears twice: the directory is asked about the key, and later the grant."""
+
+ALL_CODES = tuple(dict.fromkeys((*COMMAND_CODES_IN_PRECEDENCE, WRONG_REPLY)))
+"""Every code, once."""
