@@ -14,6 +14,8 @@ Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autark
     GET  /api/v1/machines/{did}        one registered account
     GET  /api/v1/proof?key=            value + state proof + signed header, checkable by a light client
     GET  /api/v1/proofs?key=&key=&final=   several keys against one final header (a light client's bundle)
+    GET  /api/v1/grants/{id}           a grant (module policy) and its standing: valid, or why not
+    GET  /api/v1/grants?grantee=&grantor=&limit=   grants given to / by a DID, newest first
     GET  /api/v1/audit?machine=&grant=&action=&key=&from=&to=&ok=&limit=   who did what, under which grant
     GET  /api/v1/did/{did}             the W3C DID document (keys, services, attestations)
     GET  /api/v1/attestations/{id}     an attestation, its verdict now, proofs of it and of its issuer
@@ -54,6 +56,7 @@ from autarky.modules.bank import keeper as bank
 from autarky.modules.identity import IdentityModule
 from autarky.modules.identity import attestations as attestation_checks
 from autarky.modules.identity import keeper as identity_keeper
+from autarky.modules.policy import keeper as policy_keeper
 from autarky.node.errors import ProofUnavailable
 from autarky.node.node import Node, SubmitResult
 from autarky.web import views
@@ -108,6 +111,7 @@ MAX_ATTESTATIONS_PER_PAGE = 500
 MAX_STATE_KEY_CHARS = 1024
 MAX_PROOF_KEYS = 64
 MAX_AUDIT_ENTRIES = 1000
+MAX_GRANTS_PER_PAGE = 500
 RETRY_AFTER_S = "1"
 
 CBOR = "application/cbor"
@@ -558,6 +562,50 @@ async def proofs(
             for k, v, proof in proven.entries
         ],
     }
+
+
+def _standing_time(at_ms: int | None, node: Node) -> int:
+    return node.header.time_ms if at_ms is None else at_ms
+
+
+@router.get("/grants/{grant_id}", tags=["policy"], summary="A grant and its standing")
+async def grant(
+    node: NodeDep,
+    grant_id: Annotated[str, Path(description="the grant id (64 hex characters)")],
+    at_ms: Annotated[
+        int | None, Query(ge=0, le=MAX_U64, description="judge it at this time (default: the last block's)")
+    ] = None,
+) -> dict[str, Any]:
+    """The record as stored (`policy/grant/<id>`; prove it with `/proofs`) plus `standing`: `valid`,
+    or the `policy.*` code its check gives at `at_ms` (revoked, expired, uses exhausted, anywhere up
+    its chain), and `chain`, the ids from it to its root grant."""
+    raw_id = _hex_filter(grant_id, "grant id")
+    if len(raw_id) != 64:
+        raise ApiError(400, INVALID_HEX, "a grant id is 64 hex characters")
+    record = policy_keeper.read_grant(node.state, bytes.fromhex(raw_id))
+    if record is None:
+        raise ApiError(404, NOT_FOUND, f"no grant {raw_id}")
+    return views.grant_json(node, record, _standing_time(at_ms, node))
+
+
+@router.get("/grants", tags=["policy"], summary="Grants given to or by a DID")
+async def grants(
+    node: NodeDep,
+    grantee: Annotated[str | None, Query(description="grants given to this DID")] = None,
+    grantor: Annotated[str | None, Query(description="grants this DID gave")] = None,
+    at_ms: Annotated[int | None, Query(ge=0, le=MAX_U64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_GRANTS_PER_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Newest first, each with its standing (see `/grants/{id}`); name `grantee`, `grantor` or both."""
+    if grantee is None and grantor is None:
+        raise ApiError(400, INVALID_REQUEST, "name a grantee, a grantor or both")
+    return views.grants_json(
+        node,
+        None if grantee is None else _did_key(grantee),
+        None if grantor is None else _did_key(grantor),
+        _standing_time(at_ms, node),
+        limit,
+    )
 
 
 @router.get(

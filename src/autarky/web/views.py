@@ -16,6 +16,9 @@ from autarky.ledger.executor import sequence_of
 from autarky.ledger.state import StateReader
 from autarky.ledger.tx import SignedTx
 from autarky.modules.bank import keeper as bank
+from autarky.modules.policy import keeper as policy_keeper
+from autarky.modules.policy.check import GrantRecord, check
+from autarky.modules.policy.errors import GrantRefused
 from autarky.node.node import Node, TxRecord
 from autarky.node.storage import StoredBlock
 
@@ -179,3 +182,37 @@ def machines_json(node: Node, offset: int, limit: int) -> dict[str, Any]:
 
 def supplies_json(node: Node) -> dict[str, int]:
     return bank.supplies(node.state)
+
+
+# -- grants (module policy) ------------------------------------------------------------------------
+
+
+def grant_json(node: Node, record: GrantRecord, now_ms: int) -> dict[str, Any]:
+    """A grant record with its standing now: ``valid`` or the code the policy check refuses it with
+    (the whole chain to its root is checked, as a device would)."""
+    try:
+        chain = policy_keeper.read_chain(node.state, record.id)
+        check(chain, grantee=record.grantee, action=record.action, resource=record.resource, now_ms=now_ms)
+        standing = "valid"
+        chain_ids = [link.id.hex() for link in chain]
+    except GrantRefused as exc:
+        standing, chain_ids = exc.code, []
+    data = jsonable(record.to_cbor())
+    data["capability"] = record.capability
+    data["standing"] = standing
+    data["chain"] = chain_ids
+    return cast(dict[str, Any], data)
+
+
+def grants_json(
+    node: Node, grantee: str | None, grantor: str | None, now_ms: int, limit: int
+) -> dict[str, Any]:
+    state = node.state
+    ids: dict[bytes, None] = {}
+    if grantee is not None:
+        ids.update(dict.fromkeys(policy_keeper.grants_of_grantee(state, grantee)))
+    if grantor is not None:
+        ids.update(dict.fromkeys(policy_keeper.grants_of_grantor(state, grantor)))
+    records = [r for r in (policy_keeper.read_grant(state, gid) for gid in ids) if r is not None]
+    records.sort(key=lambda r: (-r.created, r.id))
+    return {"grants": [grant_json(node, r, now_ms) for r in records[:limit]], "total": len(records)}
