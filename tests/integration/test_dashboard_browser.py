@@ -144,3 +144,53 @@ def test_the_api_reference_renders_offline(browser_page: object, live_node: Live
     assert operations.count() >= 15
     expect(page.locator("#operations")).to_contain_text("/api/v1/tx")
     expect(page.locator("#operations")).to_contain_text("curl -s -X POST")
+
+
+def test_dashboard_shows_keys_grants_and_the_audit_search(
+    browser_page: object, start_node: Callable[..., LiveNode], test_keys: TestKeys, tmp_path: Path
+) -> None:
+    """Issue 4: a machine's keys, attestations and grants, and the audit search, in the browser."""
+    from playwright.sync_api import Page, expect
+
+    from autarky.modules.policy import messages as policy
+
+    page = browser_page
+    assert isinstance(page, Page)
+    live = start_node(heartbeat_ms=500)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    alice, battery = test_keys.alice, test_keys.battery
+    granted = live.submit(live.sign(alice, [policy.grant(battery.did, "charge", "station-3", max_uses=9)]))
+    assert granted.json()["code"] is None, granted.text
+    refused = live.submit(live.transfer(test_keys.carol, test_keys.bob.did, 10**9)).json()
+    assert refused["code"] == "bank.insufficient_funds", refused
+
+    page.goto(live.url + "/")
+    page.locator(f'[data-testid="machine-row"][data-did="{battery.did}"]').click()
+    detail = page.get_by_test_id("machine-detail")
+    expect(detail).to_be_visible()
+    expect(page.get_by_test_id("detail-keys").get_by_test_id("detail-row")).to_have_count(1)
+    expect(page.get_by_test_id("detail-keys")).to_contain_text("full")
+    expect(page.get_by_test_id("detail-attestations")).to_contain_text("no attestations")
+    grants = page.get_by_test_id("detail-grants")
+    expect(grants).to_contain_text("charge:station-3")
+    expect(grants).to_contain_text("0 / 9")
+    expect(grants).to_contain_text("valid")
+
+    page.get_by_test_id("audit-machine").fill(test_keys.carol.did)
+    page.get_by_test_id("audit-refused").check()
+    page.get_by_test_id("audit-form").locator("button").click()
+    rows = page.get_by_test_id("audit-row")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("bank.insufficient_funds")
+    page.get_by_test_id("audit-machine").fill(battery.did)
+    page.get_by_test_id("audit-refused").uncheck()
+    page.get_by_test_id("audit-action").fill("policy/")
+    page.get_by_test_id("audit-form").locator("button").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("policy/grant")
+
+    screenshot = tmp_path / "dashboard-detail.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    assert problems == []

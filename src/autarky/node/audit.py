@@ -2,9 +2,11 @@
 
 Every message of every transaction in a block becomes one :class:`AuditEntry`: the block height
 and time, the transaction and message index, the account that sent it and the keys that signed it,
-the action (the message type), the result code, the grants the transaction used (read from its
-receipt's ``policy.*`` events, which name the grant that allowed an action), and the parties: the
-sender and every DID the message names (the machine acted on, the recipient, the grantee...).
+the action (the message type), the result code, the grants it involves (read from its receipt's
+events: ``policy.grant_used`` names the grant that allowed an action; ``policy.granted``,
+``policy.delegated`` and ``policy.revoked`` the grant acted on, so a search by grant shows its whole
+life), and the parties: the sender and every DID the message names (the machine acted on, the
+recipient, the grantee...).
 
 Derived from blocks only, so any node can rebuild it: the node writes the entries of a block in the
 same database transaction as the block (``Storage.commit_block``) and backfills them for blocks

@@ -270,8 +270,81 @@
         list.appendChild(el("dd", { className: name === "Account" || name === "Balances" ? "mono" : "", text: value }));
       }
       result.replaceChildren(list);
+      await showDetail(account.did);
     } catch (error) {
+      $("machine-detail").hidden = true;
       result.replaceChildren(el("span", { className: "error", text: (error.code || "error") + ": " + (error.message || "") }));
+    }
+  }
+
+  function rows(body, items, columns, empty) {
+    body.replaceChildren(...items.map((item) => el("tr", { "data-testid": "detail-row" },
+      columns(item).map(([text, className]) => el("td", { className: className || "", text: text })))));
+    if (!items.length) body.appendChild(el("tr", { className: "placeholder" }, [el("td", { colspan: "4", text: empty })]));
+  }
+
+  function day(timeMs) {
+    return timeMs ? new Date(Number(timeMs)).toISOString().slice(0, 10) : "—";
+  }
+
+  // Keys and attestations from the DID document, grants from /api/v1/grants (given and received).
+  async function showDetail(did) {
+    const detail = $("machine-detail");
+    if (!did.startsWith("did:key:")) { detail.hidden = true; return; }
+    const [doc, received, given] = await Promise.all([
+      getJson("/api/v1/did/" + encodeURIComponent(did)),
+      getJson("/api/v1/grants?grantee=" + encodeURIComponent(did)),
+      getJson("/api/v1/grants?grantor=" + encodeURIComponent(did)),
+    ]);
+    const autarky = doc.autarky || {};
+    rows($("detail-keys"), autarky.keys || [], (k) => [
+      [shortHash((k.id || "").split("#")[1] || "", 18), "mono"],
+      [k.actions ? k.actions.join(", ") : "full"],
+      [k.added === undefined ? "—" : "block " + k.added],
+    ], "no keys");
+    rows($("detail-attestations"), autarky.attestations || [], (a) => [
+      [a.schema || ""],
+      [shortDid(a.issuer), "mono"],
+      [day(a.valid_until_ms)],
+      [a.verdict || (a.valid ? "valid" : "invalid")],
+    ], "no attestations");
+    const seen = new Set();
+    const grants = [...received.grants, ...given.grants].filter((g) => !seen.has(g.id) && seen.add(g.id));
+    rows($("detail-grants"), grants, (g) => [
+      [g.capability, "mono"],
+      [shortDid(g.grantor) + " → " + shortDid(g.grantee), "mono"],
+      [g.max_uses === null ? String(g.uses) : g.uses + " / " + g.max_uses],
+      [g.standing],
+    ], "no grants");
+    detail.hidden = false;
+  }
+
+  async function searchAudit(event) {
+    if (event) event.preventDefault();
+    const params = new URLSearchParams({ limit: "50" });
+    for (const name of ["machine", "action", "grant"]) {
+      const value = $("audit-" + name).value.trim();
+      if (value) params.set(name, value);
+    }
+    if ($("audit-refused").checked) params.set("ok", "false");
+    const body = $("audit-body");
+    try {
+      const answer = await getJson("/api/v1/audit?" + params.toString());
+      body.replaceChildren(...answer.entries.map((e) => el("tr", { "data-testid": "audit-row" }, [
+        el("td", { text: e.height + "." + e.tx_index + "." + e.msg_index }),
+        el("td", { text: clock(e.time_ms) }),
+        el("td", { className: "mono", title: e.sender, text: shortDid(e.sender) }),
+        el("td", { className: "mono", title: e.signers.join(", "), text: shortHash(e.signers[0] || "", 10) }),
+        el("td", { text: e.action }),
+        el("td", { className: e.ok ? "ok" : "error", text: e.ok ? "ok" : e.code }),
+        el("td", { className: "mono", title: e.grants.join(", "), text: e.grants.length ? shortHash(e.grants[0], 10) : "—" }),
+      ])));
+      if (!answer.entries.length) {
+        body.appendChild(el("tr", { className: "placeholder" }, [el("td", { colspan: "7", text: "No matching actions." })]));
+      }
+    } catch (error) {
+      body.replaceChildren(el("tr", {}, [el("td", { colspan: "7", className: "error",
+        text: (error.code || "error") + ": " + (error.message || "") })]));
     }
   }
 
@@ -304,6 +377,14 @@
       $("blocks").classList.toggle("hide-empty", event.target.checked);
     });
     $("balance-form").addEventListener("submit", lookUp);
+    $("audit-form").addEventListener("submit", searchAudit);
+    $("machines-body").addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-did]");
+      if (!row) return;
+      $("balance-did").value = row.dataset.did;
+      $("balance-form").requestSubmit();
+      $("balances").scrollIntoView({ behavior: "smooth" });
+    });
     connect();
     setInterval(refreshStatus, STATUS_EVERY_MS);
     setInterval(refreshMachines, MACHINES_EVERY_MS);
