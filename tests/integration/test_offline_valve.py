@@ -8,10 +8,13 @@ granted command and refusing six others offline. Its last line is one JSON objec
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +133,19 @@ def test_grants_over_http(tmp_path: Path) -> None:
         ):
             answer = live.http.get(path, params=params)
             assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (path, answer.text)
+
+
+def test_the_trust_guide_refresh_example_runs(tmp_path: Path) -> None:
+    """docs/trust.md's ``refresh`` example, run as written against a real node."""
+    text = (ROOT / "docs" / "trust.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    example = next(block for block in blocks if "async def refresh" in block)
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "docs/trust.md", "exec"), namespace)
+    battery = KEYS.battery
+    with LiveNode(tmp_path / "node", standard_genesis(KEYS)) as live:
+        status = live.http.get("/api/v1/status").json()
+        anchor = TrustAnchor.of_node(CHAIN_ID, status["node_key"])
+        directory = asyncio.run(namespace["refresh"](live.url, anchor, [battery.did]))
+        now = live.call(lambda: live.node.header.time_ms)
+    assert directory.key(key_id(battery.did, battery.public_key.raw), now).account == battery.did
