@@ -634,3 +634,16 @@ def test_nesting_is_bounded_both_ways() -> None:
         canonical_decode(b"\x81" * (MAX_DEPTH + 1) + b"\x00")
     with pytest.raises(DecodeError):
         canonical_decode(b"\x81" * 100_000 + b"\x00")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xc5\x9f\x1a\x002\xb0I\xf4\xff",  # a bigfloat whose exponent overflows decimal (found by fuzzing)
+        b"\xc4\x82\x1b\x7f\xff\xff\xff\xff\xff\xff\xff\x01",  # a decimal fraction with a huge exponent
+    ],
+)
+def test_semantic_tags_that_overflow_are_typed_errors(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        canonical_decode(data)
+    check_everything(data)

@@ -119,8 +119,10 @@ def canonical_decode(data: bytes, max_bytes: int | None = None) -> Any:
         value = cbor2.loads(data)
     except RecursionError as exc:
         raise DecodeError("nesting too deep") from exc
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise DecodeError(f"not valid CBOR: {exc}") from exc
+    except (cbor2.CBORDecodeError, ValueError, TypeError, ArithmeticError, MemoryError) as exc:
+        # ArithmeticError: cbor2 evaluates semantic tags such as bigfloats (tag 5) while decoding, and
+        # a huge exponent raises decimal.Overflow before the model check could refuse the tag.
+        raise DecodeError(f"not valid CBOR: {exc!r}"[:300]) from exc
     _check_model(value, 0)
     if dumps_canonical(value) != data:
         raise DecodeError("not canonical CBOR (or trailing bytes)")
