@@ -83,8 +83,9 @@ class World:
 
     def __init__(self) -> None:
         self.chain = Chain.from_genesis(GENESIS, block_ms=BLOCK_MS)
-        self.policy = self.chain.app.module("policy")
-        assert isinstance(self.policy, PolicyModule)
+        module = self.chain.app.module("policy")
+        assert isinstance(module, PolicyModule)
+        self.policy: PolicyModule = module
 
     @property
     def now(self) -> int:
@@ -233,8 +234,16 @@ def test_codes_are_namespaced_and_unique() -> None:
 
 
 def test_grant_stores_record_indexes_and_event(world: World) -> None:
-    limits = {"expires_ms": T0 + 60_000, "max_uses": 3, "spend_limit": {"kwh": 5, "aut": 7}, "delegable": 2}
-    tx = world.tx(OWNER, policy.grant(ROBOT.did, "charge", "station-3", **limits))
+    message = policy.grant(
+        ROBOT.did,
+        "charge",
+        "station-3",
+        expires_ms=T0 + 60_000,
+        max_uses=3,
+        spend_limit={"kwh": 5, "aut": 7},
+        delegable=2,
+    )
+    tx = world.tx(OWNER, message)
     receipt = world.run_tx(tx)
     assert receipt.code == "ok", receipt.detail
     grant_id = policy_keeper.new_grant_id(tx.hash, 0)
@@ -1002,7 +1011,7 @@ def test_build_app_wires_policy_into_the_bank() -> None:
     app = build_app()
     bank_module = app.module("bank")
     assert isinstance(bank_module, BankModule)
-    assert bank_module.policy is app.module("policy")
+    assert bank_module.policy is app.module("policy")  # type: ignore[comparison-overlap]
     assert app.routes["bank/send_from"] is bank_module
     assert [app.routes[t] for t in policy.MESSAGE_TYPES] == [app.module("policy")] * 3
 
