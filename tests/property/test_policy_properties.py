@@ -17,6 +17,13 @@ Two models watch the real chain:
   before its expiry, before its revocation, at most ``max_uses`` acts in total, at most its spend
   limit of each asset in total, only assets it names, and only by keys its delegations reached.
 
+Two tests use them: ``TestPolicyModel`` (a hypothesis state machine over many keys and grants) and
+``test_no_use_goes_beyond_any_grant_above_it`` (one chain of up to five grants built with random
+attenuation, then random uses at every depth, revocations at every depth and waits), which reaches
+deep chains far more often. Both were checked against deliberately broken policy code (a
+revocation seen only at the leaf, uses counted only at the leaf, attenuation not enforced): each
+breakage fails them, the root reference alone included.
+
 The module's invariants hold after every step. Runs derandomized under the ``ci`` profile
 (``tests/conftest.py``); a failure prints the steps that reproduce it.
 """
