@@ -5,7 +5,8 @@ reuse one. Each entry point checks its codes in the order of its ``*_PRECEDENCE`
 stops at the first that applies; ``core.invalid_message`` (message shape) comes before all of a
 message's codes. README.md documents the same orders.
 
-The guarded debit (fee and every ``bank/send``) checks, in this order::
+The guarded debit (the fee, every ``bank/send``, and every ``bank/send_from`` for its payer) checks,
+in this order::
 
     bank.account_frozen -> bank.counterparty_not_allowed -> bank.per_tx_cap -> bank.window_limit
     -> bank.cosign_required -> identity.allowance_exceeded (from identity) -> bank.insufficient_funds
