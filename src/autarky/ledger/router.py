@@ -190,3 +190,25 @@ def require_field(message: Mapping[str, Any], name: str, kind: type) -> Any:
     if type(value) is not kind:
         raise INVALID_MESSAGE(f"field {name!r} must be {kind.__name__}")
     return value
+
+
+def check_field_names(
+    message: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]
+) -> None:
+    """``core.invalid_message`` for a field not in ``type`` + ``required`` + ``optional`` (checked in
+    name order) or a missing required one (checked in the order given)."""
+    allowed = ("type", *required, *optional)
+    for name in sorted(str(name) for name in message):
+        if name not in allowed:
+            raise INVALID_MESSAGE(f"unexpected field {name[:40]!r}")
+    for name in required:
+        if name not in message:
+            raise INVALID_MESSAGE(f"missing field {name!r}")
+
+
+def require_text(message: Mapping[str, Any], name: str) -> str:
+    """A text field or ``core.invalid_message``."""
+    value = message.get(name)
+    if type(value) is not str:
+        raise INVALID_MESSAGE(f"field {name!r} must be text")
+    return value

@@ -26,6 +26,7 @@ from typing import Any
 from autarky.crypto.did import is_did_key
 from autarky.crypto.keys import InvalidKey, check_public_key
 from autarky.ledger.errors import INVALID_MESSAGE
+from autarky.ledger.router import check_field_names, require_text
 from autarky.ledger.tx import MAX_U64
 from autarky.modules.identity.claims import SIGNED_CLAIM_FIELDS, SignedClaim, parse_signed_claim
 from autarky.modules.identity.errors import INVALID_DID, INVALID_FIELD, INVALID_KEY, INVALID_SCOPE, TOO_LARGE
@@ -156,9 +157,13 @@ class RemoveService:
 
 def parse_register(message: Mapping[str, Any]) -> Register:
     required = ("did", "kind", "maker", "model", "capabilities", "metadata")
-    _check_field_names(message, required, ("serial_digest",))
-    did = _text(message, "did")
-    kind, maker, model = _text(message, "kind"), _text(message, "maker"), _text(message, "model")
+    check_field_names(message, required, ("serial_digest",))
+    did = require_text(message, "did")
+    kind, maker, model = (
+        require_text(message, "kind"),
+        require_text(message, "maker"),
+        require_text(message, "model"),
+    )
     serial_digest = _optional_bytes(message, "serial_digest")
     capabilities = _text_list(message, "capabilities")
     metadata = _text_map(message, "metadata")
@@ -168,8 +173,8 @@ def parse_register(message: Mapping[str, Any]) -> Register:
 
 
 def parse_add_key(message: Mapping[str, Any]) -> AddKey:
-    _check_field_names(message, ("did", "key"), ("actions", "allowance"))
-    did = _text(message, "did")
+    check_field_names(message, ("did", "key"), ("actions", "allowance"))
+    did = require_text(message, "did")
     key = _key_bytes(message, "key")
     actions = _optional_text_list(message, "actions")
     allowance = _optional_amount_map(message, "allowance")
@@ -180,8 +185,8 @@ def parse_add_key(message: Mapping[str, Any]) -> AddKey:
 
 
 def parse_remove_key(message: Mapping[str, Any]) -> RemoveKey:
-    _check_field_names(message, ("did", "key"), ())
-    did = _text(message, "did")
+    check_field_names(message, ("did", "key"), ())
+    did = require_text(message, "did")
     key = _key_bytes(message, "key")
     check_did(did, "did")
     # A key being removed is looked up, not installed, but a key that could never have been
@@ -191,8 +196,8 @@ def parse_remove_key(message: Mapping[str, Any]) -> RemoveKey:
 
 
 def parse_rotate(message: Mapping[str, Any]) -> Rotate:
-    _check_field_names(message, ("did", "old_key", "new_key"), ())
-    did = _text(message, "did")
+    check_field_names(message, ("did", "old_key", "new_key"), ())
+    did = require_text(message, "did")
     old_key = _key_bytes(message, "old_key")
     new_key = _key_bytes(message, "new_key")
     check_did(did, "did")
@@ -202,15 +207,15 @@ def parse_rotate(message: Mapping[str, Any]) -> Rotate:
 
 
 def parse_revoke(message: Mapping[str, Any]) -> Revoke:
-    _check_field_names(message, ("did",), ())
-    did = _text(message, "did")
+    check_field_names(message, ("did",), ())
+    did = require_text(message, "did")
     check_did(did, "did")
     return Revoke(did)
 
 
 def parse_recover(message: Mapping[str, Any]) -> Recover:
-    _check_field_names(message, ("did", "new_key"), ())
-    did = _text(message, "did")
+    check_field_names(message, ("did", "new_key"), ())
+    did = require_text(message, "did")
     new_key = _key_bytes(message, "new_key")
     check_did(did, "did")
     check_key(new_key, "new_key")
@@ -222,7 +227,7 @@ def parse_attest(message: Mapping[str, Any]) -> Attest:
 
 
 def parse_revoke_attestation(message: Mapping[str, Any]) -> RevokeAttestation:
-    _check_field_names(message, ("id",), ())
+    check_field_names(message, ("id",), ())
     value = message.get("id")
     if type(value) is not bytes:
         raise INVALID_MESSAGE("field 'id' must be bytes (an attestation id)")
@@ -232,20 +237,20 @@ def parse_revoke_attestation(message: Mapping[str, Any]) -> RevokeAttestation:
 
 
 def parse_set_service(message: Mapping[str, Any]) -> SetService:
-    _check_field_names(message, ("did", "service_id", "service_type", "endpoint"), ())
-    did = _text(message, "did")
-    service_id = _text(message, "service_id")
-    service_type = _text(message, "service_type")
-    endpoint = _text(message, "endpoint")
+    check_field_names(message, ("did", "service_id", "service_type", "endpoint"), ())
+    did = require_text(message, "did")
+    service_id = require_text(message, "service_id")
+    service_type = require_text(message, "service_type")
+    endpoint = require_text(message, "endpoint")
     check_did(did, "did")
     check_service(service_id, service_type, endpoint)
     return SetService(did, service_id, service_type, endpoint)
 
 
 def parse_remove_service(message: Mapping[str, Any]) -> RemoveService:
-    _check_field_names(message, ("did", "service_id"), ())
-    did = _text(message, "did")
-    service_id = _text(message, "service_id")
+    check_field_names(message, ("did", "service_id"), ())
+    did = require_text(message, "did")
+    service_id = require_text(message, "service_id")
     check_did(did, "did")
     check_service_id(service_id)
     return RemoveService(did, service_id)
@@ -445,25 +450,6 @@ def _check_service_id_form(service_id: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # Shape checks: core.invalid_message
-
-
-def _check_field_names(
-    message: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]
-) -> None:
-    allowed = ("type", *required, *optional)
-    for name in sorted(str(name) for name in message):
-        if name not in allowed:
-            raise INVALID_MESSAGE(f"unexpected field {name[:40]!r}")
-    for name in required:
-        if name not in message:
-            raise INVALID_MESSAGE(f"missing field {name!r}")
-
-
-def _text(message: Mapping[str, Any], name: str) -> str:
-    value = message.get(name)
-    if type(value) is not str:
-        raise INVALID_MESSAGE(f"field {name!r} must be text")
-    return value
 
 
 def _key_bytes(message: Mapping[str, Any], name: str) -> bytes:

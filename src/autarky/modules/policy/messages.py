@@ -36,6 +36,7 @@ from typing import Any
 
 from autarky.crypto.did import is_did_key
 from autarky.ledger.errors import INVALID_MESSAGE
+from autarky.ledger.router import check_field_names, require_text
 from autarky.ledger.tx import MAX_U64
 from autarky.modules.policy.errors import (
     INVALID_ACTION,
@@ -133,10 +134,10 @@ _LIMIT_FIELDS = ("expires_ms", "max_uses", "spend_limit", "delegable")
 
 
 def parse_grant(message: Mapping[str, Any], sender: str) -> Grant:
-    _check_field_names(message, ("grantee", "action", "resource"), _LIMIT_FIELDS)
-    grantee = _text(message, "grantee")
-    action = _text(message, "action")
-    resource = _text(message, "resource")
+    check_field_names(message, ("grantee", "action", "resource"), _LIMIT_FIELDS)
+    grantee = require_text(message, "grantee")
+    action = require_text(message, "action")
+    resource = require_text(message, "resource")
     expires_ms, max_uses, spend_limit, delegable = _limit_fields(message)
     check_grantee(grantee, sender)
     if not is_action(action):
@@ -149,10 +150,10 @@ def parse_grant(message: Mapping[str, Any], sender: str) -> Grant:
 
 
 def parse_delegate(message: Mapping[str, Any], sender: str) -> Delegate:
-    _check_field_names(message, ("parent", "grantee", "resource"), _LIMIT_FIELDS)
+    check_field_names(message, ("parent", "grantee", "resource"), _LIMIT_FIELDS)
     parent = _grant_id(message, "parent")
-    grantee = _text(message, "grantee")
-    resource = _text(message, "resource")
+    grantee = require_text(message, "grantee")
+    resource = require_text(message, "resource")
     expires_ms, max_uses, spend_limit, delegable = _limit_fields(message)
     check_grantee(grantee, sender)
     check_resource(resource)
@@ -164,7 +165,7 @@ def parse_delegate(message: Mapping[str, Any], sender: str) -> Delegate:
 
 
 def parse_revoke(message: Mapping[str, Any]) -> Revoke:
-    _check_field_names(message, ("grant",), ())
+    check_field_names(message, ("grant",), ())
     return Revoke(_grant_id(message, "grant"))
 
 
@@ -290,25 +291,6 @@ def check_expiry_range(expires_ms: int | None) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # Shape checks: core.invalid_message
-
-
-def _check_field_names(
-    message: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]
-) -> None:
-    allowed = ("type", *required, *optional)
-    for name in sorted(str(name) for name in message):
-        if name not in allowed:
-            raise INVALID_MESSAGE(f"unexpected field {name[:40]!r}")
-    for name in required:
-        if name not in message:
-            raise INVALID_MESSAGE(f"missing field {name!r}")
-
-
-def _text(message: Mapping[str, Any], name: str) -> str:
-    value = message.get(name)
-    if type(value) is not str:
-        raise INVALID_MESSAGE(f"field {name!r} must be text")
-    return value
 
 
 def _grant_id(message: Mapping[str, Any], name: str) -> bytes:
