@@ -77,7 +77,12 @@ import httpx
 
 from autarky.crypto.keys import SigningKey
 from autarky.engines.nats import NatsSettings
-from autarky.engines.nats_server import HOST, LocalCluster, LocalServer, track_process, untrack_process
+from autarky.engines.nats_server import (
+    HOST,
+    ChildProcess,
+    LocalCluster,
+    LocalServer,
+)
 from autarky.node.genesis import dev_genesis, write_genesis
 from autarky.node.node import init_data_dir
 
@@ -112,7 +117,7 @@ def _child_environment() -> dict[str, str]:
 
 
 @dataclass(eq=False)
-class NodeProcess:
+class NodeProcess(ChildProcess):
     """One node, run as ``autarky node start`` in its own process from ``config_path``.
 
     Output goes to ``log_path`` (appended). ``start`` does not wait; :meth:`wait_ready` does.
@@ -138,11 +143,6 @@ class NodeProcess:
         return self.api_url + "/"
 
     @property
-    def running(self) -> bool:
-        """Whether this object's process exists and has not exited."""
-        return self.process is not None and self.process.poll() is None
-
-    @property
     def pid(self) -> int | None:
         if self.process is not None:
             return self.process.pid if self.process.poll() is None else None
@@ -156,34 +156,10 @@ class NodeProcess:
         if self.running:
             raise ClusterError(f"node {self.index} is already running (pid {self.pid})")
         self._reap()
-        with self.log_path.open("ab") as log:
-            log.write(
-                f"--- autarky: starting node {self.index} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
-            )
-            log.flush()
-            process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                env=_child_environment(),
-                start_new_session=True,
-            )
-        self.process = process
+        self._launch(
+            self.command(), self.log_path, f"node {self.index}", cwd=self.data_dir, env=_child_environment()
+        )
         self.recorded_pid = None
-        self._sigterm_sent = False
-        track_process(process)
-
-    def kill(self) -> None:
-        """SIGKILL (a crash) and wait for the process to go."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        self._reap()
 
     def terminate(self, timeout_s: float = NODE_STOP_TIMEOUT_S) -> None:
         """SIGTERM (the node finishes its block and stops), wait up to ``timeout_s``, then SIGKILL."""
@@ -194,27 +170,6 @@ class NodeProcess:
         """Stop the process if it runs (SIGTERM), then start it again: same config, data and port."""
         self.terminate()
         self.start()
-
-    def _send_sigterm(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None and not self._sigterm_sent:
-            process.terminate()
-            self._sigterm_sent = True
-
-    def _wait_or_kill(self, timeout_s: float) -> None:
-        process = self.process
-        if process is None:
-            return
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        self._reap()
-
-    def _reap(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            untrack_process(self.process)
 
     async def wait_ready(self, timeout_s: float = 60) -> None:
         """Wait until ``/readyz`` answers 200; raise :class:`ClusterError` (with the log's end) if not."""

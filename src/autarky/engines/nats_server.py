@@ -345,8 +345,73 @@ def _conf_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+class ChildProcess:
+    """Start, SIGTERM, SIGKILL and reap one child process, tracked for exit-time cleanup.
+
+    Shared by :class:`LocalServer` and the cluster's ``NodeProcess``: a subclass holds ``process``
+    (the ``Popen`` or None) and ``_sigterm_sent``, and may override ``_send_sigterm`` / ``_reap``.
+    """
+
+    process: subprocess.Popen[bytes] | None
+    _sigterm_sent: bool
+
+    @property
+    def running(self) -> bool:
+        """Whether the process exists and has not exited (a paused process is running)."""
+        return self.process is not None and self.process.poll() is None
+
+    def _launch(self, command: list[str], log_path: Path, banner: str, **popen: Any) -> None:
+        """Start ``command`` in its own session, output appended to ``log_path`` (never a pipe that
+        could fill), after a ``--- autarky: starting <banner>`` line."""
+        with log_path.open("ab") as log:
+            log.write(f"--- autarky: starting {banner} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **popen,
+            )
+        self.process = process
+        self._sigterm_sent = False
+        track_process(process)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash: nothing is flushed or handed over) and wait for the process to go."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        self._reap()
+
+    def _send_sigterm(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None and not self._sigterm_sent:
+            process.terminate()
+            self._sigterm_sent = True
+
+    def _wait_or_kill(self, timeout_s: float) -> None:
+        process = self.process
+        if process is None:
+            return
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            untrack_process(self.process)
+
+
 @dataclass(eq=False)
-class LocalServer:
+class LocalServer(ChildProcess):
     """One local ``nats-server`` process on 127.0.0.1, run from ``config_path``, logging to ``log_path``.
 
     ``start`` launches it (without waiting; see :meth:`wait_healthy`); ``kill``, ``terminate``,
@@ -377,11 +442,6 @@ class LocalServer:
     def log_path(self) -> Path:
         return self.config_path.parent / "nats-server.log"
 
-    @property
-    def running(self) -> bool:
-        """Whether the process exists and has not exited (a paused process is running)."""
-        return self.process is not None and self.process.poll() is None
-
     def start(self) -> None:
         """Launch the process. Output goes to ``log_path`` (appended), never to a pipe that could fill."""
         if self.running:
@@ -389,33 +449,15 @@ class LocalServer:
         self._reap()
         binary = self.binary or find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"--- autarky: starting {self.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                [str(binary), "--config", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.config_path.parent,
-                # Its own session: a Ctrl-C at the terminal goes to the program that owns the
-                # cluster, which stops the nodes before the servers.
-                start_new_session=True,
-            )
-        self.process = process
+        # Its own session: a Ctrl-C at the terminal goes to the program that owns the cluster, which
+        # stops the nodes before the servers.
+        self._launch(
+            [str(binary), "--config", str(self.config_path)],
+            self.log_path,
+            self.name,
+            cwd=self.config_path.parent,
+        )
         self.paused = False
-        self._sigterm_sent = False
-        track_process(process)
-
-    def kill(self) -> None:
-        """SIGKILL (a crash: nothing is flushed or handed over) and wait for the process to go."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        self._reap()
 
     def terminate(self, timeout_s: float = 10) -> None:
         """SIGTERM (orderly shutdown), wait up to ``timeout_s``, then SIGKILL."""
@@ -423,23 +465,10 @@ class LocalServer:
         self._wait_or_kill(timeout_s)
 
     def _send_sigterm(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None and not self._sigterm_sent:
-            process.terminate()
-            self._sigterm_sent = True
-            if self.paused:  # a stopped process only acts on the pending SIGTERM once continued
-                process.send_signal(signal.SIGCONT)
-
-    def _wait_or_kill(self, timeout_s: float) -> None:
-        process = self.process
-        if process is None:
-            return
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        self._reap()
+        sent = self._sigterm_sent
+        super()._send_sigterm()
+        if self.paused and self._sigterm_sent and not sent and self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM once continued
 
     def pause(self) -> None:
         """SIGSTOP: the process freezes, holding its sockets open (a hung server, a long GC pause)."""
@@ -493,7 +522,7 @@ class LocalServer:
 
     def _reap(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            untrack_process(self.process)
+            super()._reap()
             self.paused = False
 
 
