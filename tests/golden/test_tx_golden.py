@@ -13,11 +13,14 @@ speed-up.
 
 from __future__ import annotations
 
+import pytest
+
 from autarky.crypto.did import public_key_from_did
 from autarky.crypto.domains import Domain, domain_tag
 from autarky.crypto.keys import SigningKey
 from autarky.encoding import canonical_decode, canonical_encode
 from autarky.ledger.block import BlockHeader, Event, Receipt
+from autarky.ledger.errors import TxError
 from autarky.ledger.executor import verify_signatures
 from autarky.ledger.merkle import merkle_root
 from autarky.ledger.tx import TxBody, decode_tx, sign_tx
@@ -163,6 +166,16 @@ def test_the_golden_wire_bytes_decode_to_the_golden_body_and_verify() -> None:
         assert tx.body == BODY
         assert tx.body_bytes.hex() == BODY_BYTES
         assert verify_signatures(tx)
+
+
+def test_a_version_of_true_is_not_version_1() -> None:
+    """CBOR ``true`` equals 1 in Python; the wire version must be the integer 1, or a second encoding
+    of the same signed body (another hash) would pass (found by tests/property/test_decoder_fuzz.py)."""
+    wire = bytes.fromhex(WIRE)
+    assert wire[:2] == b"\x83\x01"
+    with pytest.raises(TxError) as refused:
+        decode_tx(b"\x83\xf5" + wire[2:])
+    assert refused.value.code == "core.malformed"
 
 
 def test_block_header_encoding_and_hash() -> None:

@@ -121,7 +121,7 @@ def decode_tx(raw: bytes, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
         outer = canonical_decode(raw)
     except DecodeError as exc:
         raise MALFORMED(str(exc)) from exc
-    if type(outer) is not list or len(outer) != 3 or outer[0] != WIRE_VERSION:
+    if type(outer) is not list or len(outer) != 3 or type(outer[0]) is not int or outer[0] != WIRE_VERSION:
         raise MALFORMED(f"transaction must be [{WIRE_VERSION}, body_bytes, signatures]")
     body_bytes, sigs = outer[1], outer[2]
     if type(body_bytes) is not bytes or type(sigs) is not list:

@@ -18,7 +18,7 @@ from autarky.ledger.block import BlockHeader, Receipt
 from autarky.ledger.executor import BlockResult, execute_block, execute_genesis, sequence_of
 from autarky.ledger.router import App, BlockEnv
 from autarky.ledger.smt import SparseMerkleTree
-from autarky.ledger.state import MappingState, Overlay
+from autarky.ledger.state import Overlay, SortedState
 from autarky.modules import build_app
 
 
@@ -26,7 +26,8 @@ class Chain:
     def __init__(self, genesis: Mapping[str, Any], app: App, result: BlockResult, block_ms: int) -> None:
         self.genesis = genesis
         self.app = app
-        self.data: dict[str, bytes] = {}
+        self._state = SortedState()
+        self.data: dict[str, bytes] = self._state.data
         self.tree: SparseMerkleTree = result.tree
         self.headers: list[BlockHeader] = [result.header]
         self.blocks: list[tuple[bytes, ...]] = [()]
@@ -51,8 +52,8 @@ class Chain:
         return self.headers[-1].state_root
 
     @property
-    def state(self) -> MappingState:
-        return MappingState(self.data)
+    def state(self) -> SortedState:
+        return self._state
 
     def overlay(self) -> Overlay:
         """A scratch overlay over the current state, for queries through module keepers."""
@@ -80,11 +81,7 @@ class Chain:
         self.blocks.append(txs)
 
     def _apply_changes(self, changes: Sequence[tuple[str, bytes | None]]) -> None:
-        for key, value in changes:
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
+        self._state.apply(changes)
 
     def sequence(self, account: str) -> int:
         return sequence_of(self.state, account)

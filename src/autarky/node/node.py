@@ -49,7 +49,7 @@ from autarky.ledger.executor import (
 )
 from autarky.ledger.router import App, BlockEnv
 from autarky.ledger.smt import Proof, SparseMerkleTree
-from autarky.ledger.state import MappingState
+from autarky.ledger.state import SortedState
 from autarky.ledger.tx import SignedTx, decode_tx
 from autarky.modules import build_app
 from autarky.modules.validators import SET_KEY, read_validators
@@ -243,8 +243,8 @@ class Node:
         self._history: OrderedDict[int, tuple[SparseMerkleTree, dict[str, bytes | None]]] = OrderedDict()
         self._position: LogPosition | None = None
         self.metrics = NodeMetrics()
-        self._data: dict[str, bytes] = {}
-        self._state = MappingState(self._data)
+        self._state = SortedState()
+        self._data: dict[str, bytes] = self._state.data
         self.tree = SparseMerkleTree.empty()
         self.header: BlockHeader
         self._verified: set[bytes] = set()
@@ -309,7 +309,7 @@ class Node:
             raise StorageError("database holds no genesis block")
         header = self.storage.header(height)
         assert header is not None, "applied height without its block"
-        self._data.update(self.storage.load_state())
+        self._state.load(self.storage.load_state())
         self.tree = SparseMerkleTree.from_items(sorted(self._data.items()))
         if self.tree.root != header.state_root:
             raise CorruptState(
@@ -390,7 +390,7 @@ class Node:
         return self.header.height
 
     @property
-    def state(self) -> MappingState:
+    def state(self) -> SortedState:
         """A read view of committed state (for module keepers)."""
         return self._state
 
@@ -808,11 +808,7 @@ class Node:
             log.exception("node fault")
             raise
         overwritten = {key: self._data.get(key) for key, _ in result.changes}
-        for key, value in result.changes:
-            if value is None:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = value
+        self._state.apply(result.changes)
         self.tree = result.tree
         self._history[result.header.height] = (result.tree, overwritten)
         while len(self._history) > PROOF_HISTORY:

@@ -25,7 +25,7 @@ from autarky.ledger.block import BlockHeader
 from autarky.ledger.executor import execute_block, execute_genesis
 from autarky.ledger.router import BlockEnv
 from autarky.ledger.smt import SparseMerkleTree
-from autarky.ledger.state import MappingState
+from autarky.ledger.state import SortedState
 from autarky.modules import build_app
 from autarky.node.errors import ConfigError
 from autarky.node.node import DB_FILE, GENESIS_FILE
@@ -115,8 +115,8 @@ def replay_data_dir(data_dir: Path, progress: Callable[[int, int], None] | None 
         result = execute_genesis(genesis, app)
         stored_zero = storage.header(0)
         assert stored_zero is not None, "a ledger always stores block 0"
-        data: dict[str, bytes] = {}
-        _apply(data, result.changes)
+        state = SortedState()
+        state.apply(result.changes)
         tree: SparseMerkleTree = result.tree
         previous = result.header
         if previous.hash != stored_zero.hash:
@@ -125,8 +125,8 @@ def replay_data_dir(data_dir: Path, progress: Callable[[int, int], None] | None 
             for block in storage.iter_blocks(1):
                 stored = block.header
                 env = BlockEnv(report.chain_id, stored.height, stored.time_ms, previous.hash)
-                result = execute_block(MappingState(data), tree, env, block.txs, app)
-                _apply(data, result.changes)
+                result = execute_block(state, tree, env, block.txs, app)
+                state.apply(result.changes)
                 tree = result.tree
                 previous = result.header
                 report.blocks_replayed += 1
@@ -150,16 +150,10 @@ def replay_data_dir(data_dir: Path, progress: Callable[[int, int], None] | None 
                 "stored": {},
                 "replayed": {},
             }
-        report.invariants = app.invariants(MappingState(data))
+        report.invariants = app.invariants(state)
     finally:
         storage.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _apply(data: dict[str, bytes], changes: tuple[tuple[str, bytes | None], ...]) -> None:
-    for key, value in changes:
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value

@@ -279,7 +279,7 @@ class ProofBundle:
         except DecodeError as exc:
             raise VerifyError("verify.malformed", f"bundle is not canonical CBOR: {exc}") from exc
         try:
-            if type(body) is not dict or body.get("v") != BUNDLE_VERSION:
+            if type(body) is not dict or type(body.get("v")) is not int or body.get("v") != BUNDLE_VERSION:
                 raise ValueError(f"a version {BUNDLE_VERSION} bundle map is expected")
             entries = body["entries"]
             if type(entries) is not list or len(entries) > MAX_BUNDLE_ENTRIES:
