@@ -6,7 +6,7 @@ order of their ``ante`` hooks and ``end_block`` calls), and how they see each ot
 
 from __future__ import annotations
 
-from autarky.ledger.router import App
+from autarky.ledger.router import App, Module
 
 
 def build_app(fast_path: bool = True) -> App:
@@ -25,7 +25,18 @@ def build_app(fast_path: bool = True) -> App:
     bank = BankModule(identity=identity, policy=policy)
     # policy has no ante hook, end_block or genesis state, so its place in the order changes no
     # result and no state root of a chain that never uses it.
-    app = App([identity, bank, ValidatorsModule(), policy], authenticator=identity)
+    modules: list[Module] = [identity, bank, ValidatorsModule(), policy]
+    # The machine economy (issue 5). Order matters for end_block: oracle and metering first (the
+    # market reads their results), then the markets, and escrow last (its backstop refunds run after
+    # every module has settled what was due in this block).
+    # [slot: oracle]
+    # [slot: metering]
+    # [slot: market]
+    # [slot: lease]
+    # [slot: jobs]
+    # [slot: data]
+    # [slot: escrow]
+    app = App(modules, authenticator=identity)
     if fast_path:
         app.fast_path = functools.partial(try_send, app)
     return app
