@@ -117,14 +117,28 @@ class Overlay:
         self._writes[key] = None
 
     def iter_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
-        merged: dict[str, bytes | None] = dict(self._parent.iter_prefix(prefix))
-        for key, value in self._writes.items():
-            if key.startswith(prefix):
-                merged[key] = value
-        for key in sorted(merged):
-            value = merged[key]
-            if value is not None:
+        # A lazy merge of the parent's (sorted) keys with this overlay's sorted writes under the
+        # prefix: a caller that stops early (a due index read up to "now") reads only what it uses.
+        local: list[tuple[str, bytes | None]] = sorted(
+            (key, value) for key, value in self._writes.items() if key.startswith(prefix)
+        )
+        i, n = 0, len(local)
+        for key, value in self._parent.iter_prefix(prefix):
+            while i < n and local[i][0] < key:
+                written_key, written = local[i]
+                if written is not None:
+                    yield written_key, written
+                i += 1
+            if i < n and local[i][0] == key:
+                written = local[i][1]
+                if written is not None:
+                    yield key, written
+                i += 1
+            else:
                 yield key, value
+        for written_key, written in local[i:]:
+            if written is not None:
+                yield written_key, written
 
     # Typed helpers: values are canonical CBOR.
     def get_obj(self, key: str) -> Any:

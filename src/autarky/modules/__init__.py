@@ -16,6 +16,7 @@ def build_app(fast_path: bool = True) -> App:
 
     from autarky.modules.bank import BankModule
     from autarky.modules.bank.fast import try_send
+    from autarky.modules.escrow import EscrowModule
     from autarky.modules.identity import IdentityModule
     from autarky.modules.policy import PolicyModule
     from autarky.modules.validators import ValidatorsModule
@@ -23,6 +24,7 @@ def build_app(fast_path: bool = True) -> App:
     identity = IdentityModule()
     policy = PolicyModule(identity=identity)
     bank = BankModule(identity=identity, policy=policy)
+    escrow = EscrowModule(bank)
     # policy has no ante hook, end_block or genesis state, so its place in the order changes no
     # result and no state root of a chain that never uses it.
     modules: list[Module] = [identity, bank, ValidatorsModule(), policy]
@@ -36,6 +38,7 @@ def build_app(fast_path: bool = True) -> App:
     # [slot: jobs]
     # [slot: data]
     # [slot: escrow]
+    modules.append(escrow)
     app = App(modules, authenticator=identity)
     if fast_path:
         app.fast_path = functools.partial(try_send, app)

@@ -11,8 +11,10 @@ those. The stored form (``bank/guard/<did>``) is exactly the validated message v
      "allowlist": [did, ...] | None}
 
 ``None`` in a limit means "no limit of that kind"; an asset missing from ``limits`` is not
-limited. ``allowlist`` None allows any counterparty; a list allows only those DIDs (the fee
-collector is always allowed, so a machine can always pay its fees).
+limited. ``allowlist`` None allows any counterparty; a list allows only those DIDs (module accounts
+are always allowed: the fee collector, so a machine can always pay its fees, and escrow, whose user
+locks check their beneficiaries against the allowlist and whose module locks pay out only under the
+market, lease, data and jobs rules).
 
 Amounts are summed per transaction and paying account (``ctx.scratch``), so splitting a payment
 into several messages of one transaction never escapes a per-transaction cap, and the fee counts
@@ -130,8 +132,8 @@ def guarded_debit(
     order of precedence:
 
     1. the payer's wallet is frozen: ``bank.account_frozen``;
-    2. guardrails with an allowlist that lacks ``counterparty`` (the fee collector is always
-       allowed): ``bank.counterparty_not_allowed``;
+    2. guardrails with an allowlist that lacks ``counterparty`` (module accounts, the fee collector
+       and escrow, are always allowed): ``bank.counterparty_not_allowed``;
     3. this transaction's total in ``asset`` (this debit included) above ``per_tx``: ``bank.per_tx_cap``;
     4. the debits in the window ending at this block plus this one above ``per_window``:
        ``bank.window_limit``;
@@ -177,7 +179,9 @@ def _check_guardrails(
     counterparty: str,
 ) -> None:
     allowlist = guard["allowlist"]
-    if allowlist is not None and counterparty != keeper.FEE_COLLECTOR and counterparty not in allowlist:
+    # Module accounts (the fee collector, escrow) are always allowed: value paid into one leaves it
+    # only under that module's rules (escrow/lock checks its beneficiaries against this allowlist).
+    if allowlist is not None and not keeper.is_module_account(counterparty) and counterparty not in allowlist:
         raise COUNTERPARTY_NOT_ALLOWED(f"{counterparty} is not in the allowlist of {payer}")
     limits = limits_for(guard, asset)
     if limits is None:

@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 from autarky.ledger.errors import UNKNOWN_MESSAGE
 from autarky.ledger.router import Module, TxContext
 from autarky.ledger.state import Overlay, StateReader
-from autarky.modules.bank import handlers, messages
+from autarky.modules.bank import handlers, keeper, messages
+from autarky.modules.bank.errors import INSUFFICIENT_FUNDS, UNKNOWN_ASSET
 from autarky.modules.bank.expected import IdentityKeeper, PolicyKeeper
 from autarky.modules.bank.genesis import init_genesis
+from autarky.modules.bank.guardrails import guarded_debit
 from autarky.modules.bank.invariants import invariants
 
 
@@ -50,3 +52,33 @@ class BankModule(Module):
 
     def invariants(self, state: StateReader) -> list[str]:
         return invariants(state)
+
+    # -- Narrow interface for modules that hold funds (escrow) -----------------------------------------
+
+    def pay_into_module(self, ctx: TxContext, module_account: str, asset: str, amount: int) -> None:
+        """The transaction's sender pays ``amount`` of ``asset`` into ``module_account``.
+
+        Codes in order: ``bank.unknown_asset``, then the guarded debit's (``bank.account_frozen`` ...
+        ``bank.insufficient_funds``; a module account always passes the allowlist). Emits nothing:
+        the holding module's event describes the payment. The caller checked ``1 <= amount <= 2**64-1``.
+        """
+        assert keeper.is_module_account(module_account) and 1 <= amount <= keeper.MAX_AMOUNT
+        if not keeper.asset_exists(ctx.state, asset):
+            raise UNKNOWN_ASSET(f"no asset {asset[:40]!r} on this chain")
+        guarded_debit(ctx, self.identity, asset, amount, module_account, INSUFFICIENT_FUNDS)
+
+    def pay_out_of_module(
+        self, state: Overlay, module_account: str, to: str, asset: str, amount: int
+    ) -> None:
+        """Move ``amount`` out of ``module_account`` (the holding module checked its own rules)."""
+        assert keeper.is_module_account(module_account) and module_account != to
+        keeper.transfer(state, module_account, to, asset, amount)
+
+    def counterparty_allowed(self, state: StateReader, payer: str, counterparty: str) -> bool:
+        """Whether ``payer``'s guardrails let it pay ``counterparty`` (True without an allowlist)."""
+        guard = keeper.guardrails(state, payer)
+        allowlist = None if guard is None else guard["allowlist"]
+        return allowlist is None or counterparty in allowlist
+
+    def balance(self, state: StateReader, account: str, asset: str) -> int:
+        return keeper.balance(state, account, asset)
