@@ -20,6 +20,7 @@ Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autark
     GET  /api/v1/did/{did}             the W3C DID document (keys, services, attestations)
     GET  /api/v1/attestations/{id}     an attestation, its verdict now, proofs of it and of its issuer
     GET  /api/v1/attestations?subject=&issuer=&offset=&limit=   attestations about / by a DID
+    GET  /api/v1/escrow/locks?account=&role=   open escrow locks (module routes: web/api_<module>.py)
     GET  /api/v1/events                Server-Sent Events (blocks, transactions)
     POST /api/v1/admin/checkpoint      fold the state log into the base table (X-API-Key)
     GET  /healthz  /readyz  /metrics   liveness, readiness, Prometheus text
@@ -653,6 +654,19 @@ async def audit(
     return {"entries": [entry.to_json() for entry in entries], "limit": limit}
 
 
+def lock_id_from_hex(value: str, what: str) -> bytes:
+    """A 32-byte id given as 64 hex characters (``api.invalid_hex`` otherwise). For module routes."""
+    raw = _hex_filter(value, what)
+    if len(raw) != 64:
+        raise ApiError(400, INVALID_HEX, f"a {what} is 64 hex characters")
+    return bytes.fromhex(raw)
+
+
+def account_name(value: str) -> str:
+    """A did:key or module account (``api.invalid_did`` otherwise). For module routes."""
+    return _account_name(value)
+
+
 def _hex_filter(value: str, what: str) -> str:
     try:
         bytes.fromhex(value)
@@ -852,5 +866,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(operations)
+    from autarky.web import api_escrow  # module routes import helpers from this file
+
+    app.include_router(api_escrow.router)
     install_dashboard(app)
     return app

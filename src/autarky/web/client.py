@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -140,6 +140,8 @@ class Account:
     guardrails: dict[str, Any] | None
     window_spent: dict[str, int]
     frozen: bool
+    escrow: dict[str, Any] = field(default_factory=dict)
+    """Open escrow locks: ``paid`` and ``beneficiary`` lists (see ``GET /api/v1/escrow/locks``)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Account:
@@ -152,6 +154,7 @@ class Account:
             data.get("guardrails"),
             dict(data.get("window_spent", {})),
             bool(data["frozen"]),
+            dict(data.get("escrow", {})),
         )
 
 

@@ -149,6 +149,8 @@ class AccountResponse(_Open):
     guardrails: dict[str, Any] | None
     window_spent: dict[str, int]
     frozen: bool
+    escrow: dict[str, list[dict[str, Any]]] = {}
+    """Open escrow locks: ``paid`` (the account pays them) and ``beneficiary`` (they name it)."""
 
 
 class MachineJson(_Open):

@@ -16,6 +16,7 @@ from autarky.ledger.executor import sequence_of
 from autarky.ledger.state import StateReader
 from autarky.ledger.tx import SignedTx
 from autarky.modules.bank import keeper as bank
+from autarky.modules.escrow import keeper as escrow_keeper
 from autarky.modules.policy import keeper as policy_keeper
 from autarky.modules.policy.check import GrantRecord, check
 from autarky.modules.policy.errors import GrantRefused
@@ -141,7 +142,17 @@ def account_json(node: Node, did: str) -> dict[str, Any]:
         "guardrails": None if guard is None else jsonable(guard),
         "window_spent": window_spent(state, did, guard, node.height),
         "frozen": bank.is_frozen(state, did),
+        "escrow": {
+            "paid": escrow_locks(state, did, "payer"),
+            "beneficiary": escrow_locks(state, did, "beneficiary"),
+        },
     }
+
+
+def escrow_locks(state: StateReader, did: str, role: str) -> list[dict[str, Any]]:
+    """The open escrow locks ``did`` pays (``role`` "payer") or is named in ("beneficiary")."""
+    found = escrow_keeper.locks_of(state, did) if role == "payer" else escrow_keeper.locks_for(state, did)
+    return [lock.to_json() for lock in found]
 
 
 def registered_accounts(node: Node) -> list[str]:
