@@ -32,6 +32,10 @@ def build_app(fast_path: bool = True) -> App:
     # market reads their results), then the markets, and escrow last (its backstop refunds run after
     # every module has settled what was due in this block).
     # [slot: oracle]
+    from autarky.modules.oracle import OracleModule
+
+    oracle = OracleModule()
+    modules.append(oracle)
     # [slot: metering]
     # [slot: market]
     # [slot: lease]
