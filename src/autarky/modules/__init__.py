@@ -37,6 +37,10 @@ def build_app(fast_path: bool = True) -> App:
     oracle = OracleModule()
     modules.append(oracle)
     # [slot: metering]
+    from autarky.modules.metering import MeteringModule
+
+    metering = MeteringModule(identity=identity, escrow=escrow)
+    modules.append(metering)
     # [slot: market]
     # [slot: lease]
     # [slot: jobs]
