@@ -14,7 +14,10 @@ import typer
 from autarky.cli import output
 
 app = typer.Typer(
-    help="Benchmarks: ledger throughput and latency, state commitment, crash loop, nats cluster, M2M.",
+    help=(
+        "Benchmarks: ledger throughput and latency, state commitment, crash loop, nats cluster, M2M, "
+        "energy auction."
+    ),
     no_args_is_help=True,
 )
 
@@ -215,4 +218,32 @@ def messaging(
         report = run_messaging_bench(messages, concurrency, seed, latency_round_trips)
     except (MessagingBenchError, NatsOpsError, TransportError, MessageError) as exc:
         raise OperationFailed(f"messaging benchmark failed: {exc}", code="bench.messaging_failed") from exc
+    _show(report)
+
+
+@app.command("auction")
+def auction(
+    orders: Annotated[int, typer.Option("--orders", min=1, help="Random orders in the book.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the random book.")] = 1,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs of clear (median reported).")] = 5,
+    json_out: JsonOpt = False,
+) -> None:
+    """The energy auction (P5): clear a random book and check it against an LP reference.
+
+    Draws ORDERS random bids and asks (seeded), times the ledger's pure
+    clearing function (clear_ms: median of --runs; target < 100), solves the
+    same book as a welfare-maximising linear program with scipy's HiGHS
+    (lp_ms), and reports matches_reference: identical fills and price.
+
+    Example:  autarky bench auction --orders 10000 --json
+    """
+    from autarky.bench.auction import run_auction_bench
+    from autarky.cli.errors import OperationFailed
+
+    output.set_json_mode(json_out)
+    output.note(f"clearing {orders} random orders and solving the LP reference…")
+    try:
+        report = run_auction_bench(orders, seed, runs)
+    except RuntimeError as exc:
+        raise OperationFailed(f"auction benchmark failed: {exc}", code="bench.auction_failed") from exc
     _show(report)
