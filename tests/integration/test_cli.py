@@ -175,6 +175,51 @@ def test_walkthrough_from_init_to_snapshot(workdir: Path, node_process: list[Run
     assert autarky_json(workdir, *remote, "wallet", "balance", "pump")["balances"] == {"aut": 1000}
     assert autarky_json(workdir, *remote, "wallet", "balance", shop["did"])["balances"] == {}
 
+    # -- escrow: lock for two beneficiaries, list, release part, refund the rest -----------------
+    locked = autarky_json(
+        workdir,
+        *remote,
+        "escrow",
+        "lock",
+        "--from",
+        "owner",
+        "--to",
+        "pump",
+        "--to",
+        "shop",
+        "--amount",
+        "300",
+        "--expires-in",
+        "2h",
+        "--purpose",
+        "pump service",
+    )
+    lock_id = locked["lock"]
+    listed = autarky_json(workdir, *remote, "escrow", "locks", "owner")
+    assert [item["id"] for item in listed["locks"]] == [lock_id] and listed["total"] == {"aut": 300}
+    named = autarky_json(workdir, *remote, "escrow", "locks", "shop", "--beneficiary")
+    assert [item["id"] for item in named["locks"]] == [lock_id]
+    autarky_json(
+        workdir,
+        *remote,
+        "escrow",
+        "release",
+        "--from",
+        "owner",
+        "--lock",
+        lock_id,
+        "--to",
+        "shop",
+        "--amount",
+        "120",
+    )
+    refused = autarky(workdir, *remote, "escrow", "refund", "--from", "owner", "--lock", lock_id, expect=1)
+    assert "escrow.not_authorized" in refused.stderr
+    autarky_json(workdir, *remote, "escrow", "refund", "--from", "shop", "--lock", lock_id)
+    assert autarky_json(workdir, *remote, "escrow", "locks", "owner")["locks"] == []
+    # 120 released to the shop, less the fee of 1 it paid to refund the rest
+    assert autarky_json(workdir, *remote, "wallet", "balance", "shop")["balances"] == {"aut": 119}
+
     # -- guardrails and refusals with their codes -----------------------------------------------
     autarky(
         workdir,
@@ -425,6 +470,10 @@ def test_every_command_is_covered() -> None:
         "audit",
         "mqtt bridge",
         "mqtt map",
+        "escrow lock",
+        "escrow release",
+        "escrow refund",
+        "escrow locks",
     }
     assert expected <= names, expected - names
 

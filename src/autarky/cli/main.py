@@ -112,7 +112,7 @@ def _global_options(
 
 
 def _register() -> None:
-    from autarky.cli import audit, bench, cluster, identity, init, mqtt, node, tx, up, wallet
+    from autarky.cli import audit, bench, cluster, escrow, identity, init, mqtt, node, tx, up, wallet
 
     app.command("init")(init.init)
     app.command("up")(up.up)
@@ -124,6 +124,7 @@ def _register() -> None:
     app.add_typer(bench.app, name="bench")
     app.add_typer(cluster.app, name="cluster")
     app.add_typer(mqtt.app, name="mqtt")
+    app.add_typer(escrow.app, name="escrow")
 
 
 _register()

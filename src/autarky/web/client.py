@@ -634,6 +634,13 @@ class AutarkyClient:
         message = identity_messages.remove_service(did, service_id)
         return await self.submit_messages(key, [message], fee=fee, wait=wait, sender=sender)
 
+    async def escrow_locks(self, account: str, role: str = "payer") -> dict[str, Any]:
+        """Open escrow locks ``account`` pays (``role`` "payer") or is named in ("beneficiary")."""
+        document: dict[str, Any] = await self._json(
+            "GET", "/api/v1/escrow/locks", params={"account": account, "role": role}
+        )
+        return document
+
     async def admin_checkpoint(self) -> dict[str, Any]:
         answer: dict[str, Any] = await self._json("POST", "/api/v1/admin/checkpoint")
         return answer
