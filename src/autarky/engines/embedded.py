@@ -3,7 +3,8 @@
 A block is cut when ``max_block_txs`` transactions wait, or ``block_interval_ms`` after the first
 one arrived, whichever comes first. With nothing waiting, an empty block is cut every
 ``heartbeat_ms`` so heights (and block-window rules such as spend limits) advance with time.
-Block time is the wall clock in milliseconds, never earlier than the previous block's.
+Block time is the wall clock in milliseconds, never earlier than the previous block's; a test or a
+simulation may replace the clock (``clock_ms``) with a virtual one it advances itself.
 """
 
 from __future__ import annotations
@@ -11,10 +12,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from autarky.engines.base import BatchSink, Engine, OrderedBatch
 from autarky.engines.mempool import Mempool
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class VirtualClock:
+    """A clock that moves only when told: ``engine.clock_ms = clock`` (tests and simulations).
+
+    ``set(t)`` never moves it backwards; the next block cut after it carries that time.
+    """
+
+    def __init__(self, start_ms: int) -> None:
+        self.now_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def set(self, time_ms: int) -> None:
+        assert time_ms >= self.now_ms, f"a virtual clock does not go back ({time_ms} < {self.now_ms})"
+        self.now_ms = time_ms
+
+    def advance(self, ms: int) -> None:
+        self.set(self.now_ms + ms)
 
 
 class EmbeddedEngine(Engine):
@@ -39,6 +65,8 @@ class EmbeddedEngine(Engine):
         self._first_waiting_at: float | None = None
         self._next_height = 0
         self._last_time_ms = 0
+        self.clock_ms: Callable[[], int] = wall_clock_ms
+        """Where block time comes from; blocks never go back in time whatever it answers."""
 
     async def start(self, sink: BatchSink, next_height: int, last_time_ms: int) -> None:
         self._next_height = next_height
@@ -73,7 +101,7 @@ class EmbeddedEngine(Engine):
                 break
             txs = self.mempool.reap(self.max_block_txs, self.max_block_bytes)
             self._first_waiting_at = time.monotonic() if self.mempool.waiting else None
-            time_ms = max(time.time_ns() // 1_000_000, self._last_time_ms)
+            time_ms = max(self.clock_ms(), self._last_time_ms)
             batch = OrderedBatch(self._next_height, time_ms, txs)
             # Shielded: a block being executed and stored is finished even if the engine is stopped.
             await asyncio.shield(sink(batch))

@@ -28,6 +28,7 @@ import httpx
 
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
+from autarky.engines.embedded import EmbeddedEngine
 from autarky.ledger.tx import SignedTx, TxBody, sign_tx
 from autarky.modules.bank import messages as bank_messages
 from autarky.node.genesis import dev_genesis
@@ -106,9 +107,12 @@ class LiveNode:
         data_dir: Path,
         genesis: dict[str, Any],
         api_key: str | None = None,
+        clock: Callable[[], int] | None = None,
         **settings: Any,
     ) -> None:
+        """``clock``: block time in ms for the embedded engine (a ``VirtualClock``), else the wall clock."""
         self.data_dir = Path(data_dir)
+        self.clock = clock
         self.genesis = genesis
         self.chain_id: str = genesis["chain_id"]
         self.api_key = api_key
@@ -143,6 +147,9 @@ class LiveNode:
 
     async def _start(self) -> None:
         self.node = await Node.open(self.settings)
+        if self.clock is not None:
+            assert isinstance(self.node.engine, EmbeddedEngine), "a virtual clock drives the embedded engine"
+            self.node.engine.clock_ms = self.clock
         await self.node.start()
         self.api = await start_api(self.node, port=0, api_key=self.api_key)
 
