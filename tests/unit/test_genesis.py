@@ -108,7 +108,7 @@ def test_genesis_to_json_turns_bytes_into_hex() -> None:
         (lambda g: g.update(extra=1), "unknown field 'extra'"),
         (lambda g: g.update(chain_id="Bad Chain"), "chain_id"),
         (lambda g: g.update(genesis_time_ms=-1), "genesis_time_ms"),
-        (lambda g: g["app_state"].update(market={}), "unknown module 'market'"),
+        (lambda g: g["app_state"].update(weather={}), "unknown module 'weather'"),
         (lambda g: g["app_state"]["bank"]["balances"][0].update(amount=0), "amount"),
         (lambda g: g["app_state"]["bank"]["balances"][0].update(account="bob"), "account"),
         (lambda g: g["app_state"]["identity"]["accounts"].append({"kind": "x"}), "genesis account 0"),

@@ -42,6 +42,9 @@ def build_app(fast_path: bool = True) -> App:
     metering = MeteringModule(identity=identity, escrow=escrow)
     modules.append(metering)
     # [slot: market]
+    from autarky.modules.market import MarketModule
+
+    modules.append(MarketModule(escrow=escrow, metering=metering, oracle=oracle))
     # [slot: lease]
     # [slot: jobs]
     # [slot: data]
