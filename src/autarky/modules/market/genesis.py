@@ -12,6 +12,8 @@ Format (``app_state["market"]``; every key optional, defaults below)::
      "settlement_delay_ms": 3600000}         # settle at the latest this long after the interval ends
 
 Without a ``zones`` key there is one zone, ``main`` (asset ``aut``, unit ``wh``, no cap, no penalty).
+An empty (or missing) market section stores nothing: the keeper then answers with the defaults,
+and the state root is that of a chain without the market.
 Zones and parameters are changed only by governance (not yet built). A bad genesis raises
 :class:`ValueError` saying what is wrong.
 """
@@ -27,10 +29,9 @@ from autarky.ledger.tx import MAX_U64
 from autarky.modules.market import keeper
 from autarky.modules.market.keeper import Params, Zone
 
-DEFAULT_ZONE: dict[str, Any] = {"name": "main"}
-DEFAULT_MAX_ORDERS_PER_INTERVAL = 1000
-DEFAULT_MAX_INTERVALS_AHEAD = 672
-DEFAULT_SETTLEMENT_DELAY_MS = 3_600_000
+DEFAULT_MAX_ORDERS_PER_INTERVAL = keeper.DEFAULT_PARAMS.max_orders_per_interval
+DEFAULT_MAX_INTERVALS_AHEAD = keeper.DEFAULT_PARAMS.max_intervals_ahead
+DEFAULT_SETTLEMENT_DELAY_MS = keeper.DEFAULT_PARAMS.settlement_delay_ms
 MAX_ZONES = 64
 MAX_ORDERS_PER_INTERVAL = 100_000
 MAX_DELAY_MS = 30 * 24 * 3_600_000
@@ -55,7 +56,7 @@ def parse_genesis(config: Mapping[str, Any], *, has_oracle: bool) -> tuple[Param
         max_intervals_ahead=_int(config, "max_intervals_ahead", DEFAULT_MAX_INTERVALS_AHEAD, 1, 10**6),
         settlement_delay_ms=_int(config, "settlement_delay_ms", DEFAULT_SETTLEMENT_DELAY_MS, 0, MAX_DELAY_MS),
     )
-    entries = config.get("zones", [DEFAULT_ZONE])
+    entries = config.get("zones", [{"name": keeper.DEFAULT_ZONE.name}])
     if type(entries) is not list or not 1 <= len(entries) <= MAX_ZONES:
         raise ValueError(f"market genesis: zones must be a list of 1 to {MAX_ZONES} zones")
     zones: dict[str, Zone] = {}
@@ -68,7 +69,10 @@ def parse_genesis(config: Mapping[str, Any], *, has_oracle: bool) -> tuple[Param
 
 
 def init_genesis(state: Overlay, config: Mapping[str, Any], *, has_oracle: bool) -> None:
+    """Validate ``config`` and store it; an empty one stores nothing (the defaults apply)."""
     params, zones = parse_genesis(config, has_oracle=has_oracle)
+    if not config:
+        return
     keeper.set_params(state, params)
     for zone in zones:
         keeper.set_zone(state, zone)

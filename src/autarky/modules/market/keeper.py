@@ -3,7 +3,7 @@
 State keys (values are canonical CBOR; ``<interval>`` is written with 16 digits, so keys sort by
 time; ids are lower-case hex)::
 
-    market/params                                  Params
+    market/params                                  Params (absent: DEFAULT_PARAMS and DEFAULT_ZONE)
     market/zone/<zone>                             Zone
     market/order/<id>                              OrderRecord
     market/book/<zone>/<interval>/<id>             "bid" | "ask": every order placed for the book
@@ -164,6 +164,12 @@ class ClearingRecord:
         return cls(**value)
 
 
+DEFAULT_PARAMS = Params(max_orders_per_interval=1000, max_intervals_ahead=672, settlement_delay_ms=3_600_000)
+DEFAULT_ZONE = Zone(name="main", asset="aut", unit="wh", price_cap_feed=None, penalty_per_unit=0)
+"""A chain whose genesis has no market settings stores no ``market/`` key at genesis (so its state
+root is that of a chain without the module) and runs with these: one zone ``main``."""
+
+
 # ---------------------------------------------------------------------------------------------------
 # Keys
 
@@ -207,16 +213,19 @@ def _interval_and_name(rest: str) -> tuple[int, str]:
 
 def params(state: StateReader) -> Params:
     value = get_obj(state, PARAMS_KEY)
-    assert value is not None, "the market's genesis writes its parameters"
-    return Params(**value)
+    return DEFAULT_PARAMS if value is None else Params(**value)
 
 
 def zone(state: StateReader, name: str) -> Zone | None:
+    if get_obj(state, PARAMS_KEY) is None:
+        return DEFAULT_ZONE if name == DEFAULT_ZONE.name else None
     value = get_obj(state, zone_key(name)) if is_zone_name(name) else None
     return None if value is None else Zone(**value)
 
 
 def zones(state: StateReader) -> list[Zone]:
+    if get_obj(state, PARAMS_KEY) is None:
+        return [DEFAULT_ZONE]
     return [Zone(**get_obj(state, key)) for key, _ in state.iter_prefix(ZONE_PREFIX)]
 
 
