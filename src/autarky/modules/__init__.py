@@ -34,7 +34,7 @@ def build_app(fast_path: bool = True) -> App:
     # [slot: oracle]
     from autarky.modules.oracle import OracleModule
 
-    oracle = OracleModule()
+    oracle = OracleModule(escrow=escrow)
     modules.append(oracle)
     # [slot: metering]
     from autarky.modules.metering import MeteringModule
@@ -46,8 +46,14 @@ def build_app(fast_path: bool = True) -> App:
 
     modules.append(MarketModule(escrow=escrow, metering=metering, oracle=oracle))
     # [slot: lease]
+    from autarky.modules.lease import LeaseModule
+
+    modules.append(LeaseModule(escrow=escrow))
     # [slot: jobs]
     # [slot: data]
+    from autarky.modules.data import DataModule
+
+    modules.append(DataModule(escrow=escrow, policy=policy))
     # [slot: escrow]
     modules.append(escrow)
     app = App(modules, authenticator=identity)

@@ -2,7 +2,9 @@
 
 Other modules see policy only through the narrow interface below: ``use_grant`` inside a
 transaction (it checks the chain, counts the use on every link and names the grant in the
-receipt), and the read-only queries. Devices check grants offline with :mod:`.check` directly.
+receipt), ``issue_grant`` / ``revoke_issued`` for a module whose own message stands for the
+grantor's consent (``data/buy``), and the read-only queries. Devices check grants offline with
+:mod:`.check` directly.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from autarky.crypto.did import is_did_key
+from autarky.crypto.hashing import sha256
+from autarky.encoding import canonical_encode
+from autarky.ledger.block import Event
 from autarky.ledger.router import Module, TxContext
 from autarky.ledger.state import Overlay, StateReader
 from autarky.modules.policy import handlers, keeper
@@ -21,6 +27,8 @@ from autarky.modules.policy.messages import (
     GRANT,
     MESSAGE_TYPES,
     REVOKE,
+    is_action,
+    is_resource,
     parse_delegate,
     parse_grant,
     parse_revoke,
@@ -28,6 +36,18 @@ from autarky.modules.policy.messages import (
 
 _NEXT_INDEX = "policy.next_message_index"
 """``ctx.scratch`` key: where to start looking for the next message's index in the transaction."""
+
+ISSUED_GRANT_ID_TAG = "autarky/policy/issued-grant-id"
+
+
+def issued_grant_id(issuer: str, reference: bytes) -> bytes:
+    """The id of the grant module ``issuer`` issues for its record ``reference`` (e.g. a purchase id).
+
+    ``sha256(canonical_cbor(["autarky/policy/issued-grant-id", issuer, reference]))``: another tag
+    and shape than :func:`keeper.new_grant_id`, so it never equals the id of a grant given by a
+    ``policy/grant`` message.
+    """
+    return sha256(canonical_encode([ISSUED_GRANT_ID_TAG, issuer, reference]))
 
 
 class PolicyModule(Module):
@@ -125,3 +145,75 @@ class PolicyModule(Module):
 
     def children_of(self, state: StateReader, grant_id: bytes) -> list[bytes]:
         return keeper.children_of(state, grant_id)
+
+    # -- Grants issued by another module (not by a policy message) -------------------------------------
+
+    def issue_grant(
+        self,
+        ctx: TxContext,
+        *,
+        issuer: str,
+        reference: bytes,
+        grantor: str,
+        grantee: str,
+        action: str,
+        resource: str,
+        expires_ms: int | None,
+    ) -> bytes:
+        """Create a root grant from ``grantor`` to ``grantee`` on behalf of module ``issuer``.
+
+        For a module whose own message stands for the grantor's consent: a ``data/buy`` creates
+        ``read:data/<offer>`` from the seller (whose ``data/offer`` is the standing consent) to the
+        buyer. The grant is an ordinary root grant (not delegable, no use or spend limit): checked,
+        listed, delegated from and revoked like any other. Its id is
+        :func:`issued_grant_id` ``(issuer, reference)``. Emits ``policy.granted`` like
+        ``policy/grant``. The caller has checked everything; a bad argument is a bug (assertion).
+        """
+        assert is_did_key(grantor) and is_did_key(grantee) and grantor != grantee, (grantor, grantee)
+        assert is_action(action) and is_resource(resource), (action, resource)
+        assert expires_ms is None or expires_ms > ctx.env.time_ms, (expires_ms, ctx.env.time_ms)
+        grant_id = issued_grant_id(issuer, reference)
+        record = GrantRecord(
+            id=grant_id,
+            grantor=grantor,
+            grantee=grantee,
+            action=action,
+            resource=resource,
+            expires_ms=expires_ms,
+            max_uses=None,
+            spend_limit=None,
+            delegable=0,
+            parent=None,
+            root_grantor=grantor,
+            depth=0,
+            created=ctx.height,
+            revoked=None,
+            uses=0,
+            spent=(),
+        )
+        keeper.create_grant(ctx.state, record)
+        ctx.emit(
+            "policy.granted",
+            grant=grant_id,
+            grantor=grantor,
+            grantee=grantee,
+            action=action,
+            resource=resource,
+        )
+        return grant_id
+
+    def revoke_issued(self, state: Overlay, *, issuer: str, reference: bytes, height: int) -> list[Event]:
+        """Revoke the grant module ``issuer`` issued for ``reference`` (e.g. a purchase refunded in
+        ``end_block``, where there is no transaction).
+
+        Returns the ``policy.revoked {grant, by}`` event (``by`` is ``module:<issuer>``), or no event
+        when the grant is already revoked (its grantor may have revoked it). The grant must exist
+        (an assertion: the caller issued it).
+        """
+        grant_id = issued_grant_id(issuer, reference)
+        record = keeper.read_grant(state, grant_id)
+        assert record is not None, f"{issuer} issued no grant for {reference.hex()}"
+        if record.revoked is not None:
+            return []
+        keeper.mark_revoked(state, record, height)
+        return [Event("policy.revoked", (("by", f"module:{issuer}"), ("grant", grant_id)))]
