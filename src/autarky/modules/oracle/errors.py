@@ -5,8 +5,9 @@ which codes each message can return. The code strings are part of consensus: nev
 renumber them; add new codes at the place in the order where they are checked.
 
 ``core.invalid_message`` (a field is missing, unexpected or of the wrong type) comes before all of
-these. Codes 1-8 need only the message (and the module's genesis parameters); 9-16 read the state
-and the block time.
+these. Codes 1-9 need only the message (and the module's genesis parameters); 10-20 read the state
+and the block time. ``oracle/fund`` continues with the escrow's codes (``escrow.invalid_amount``,
+``escrow.invalid_expiry``, ``bank.unknown_asset``, then the bank's guarded-debit codes) after its own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ INVALID_DECIMALS = ErrorCode("oracle.invalid_decimals", "decimals is not from 0 
 INVALID_DESCRIPTION = ErrorCode("oracle.invalid_description", "the description is longer than 256 bytes")
 INVALID_ROUND = ErrorCode("oracle.invalid_round", "the round is not from 1 to 2**64-1")
 INVALID_VALUE = ErrorCode("oracle.invalid_value", "the value is not a signed 64-bit integer")
+INVALID_REWARD = ErrorCode(
+    "oracle.invalid_reward", "the reward per report is not from 1 to 2**64-1, or is more than the amount"
+)
 
 # Checks against the ledger state and the block time.
 FEED_EXISTS = ErrorCode("oracle.feed_exists", "a feed with this name exists")
@@ -42,6 +46,9 @@ ROUND_STALE = ErrorCode(
     "oracle.round_stale", "the current round has been open round_ms or longer; it closes as stale"
 )
 ALREADY_REPORTED = ErrorCode("oracle.already_reported", "the reporter has already reported in this round")
+BUDGET_EXISTS = ErrorCode("oracle.budget_exists", "the feed already has a reward budget")
+NO_BUDGET = ErrorCode("oracle.no_budget", "the feed has no reward budget")
+NOT_FUNDER = ErrorCode("oracle.not_funder", "only the account that funded the budget may withdraw it")
 
 ORACLE_CODES_IN_PRECEDENCE = (
     INVALID_FEED,
@@ -52,6 +59,7 @@ ORACLE_CODES_IN_PRECEDENCE = (
     INVALID_DESCRIPTION,
     INVALID_ROUND,
     INVALID_VALUE,
+    INVALID_REWARD,
     FEED_EXISTS,
     UNKNOWN_FEED,
     NOT_OWNER,
@@ -60,5 +68,8 @@ ORACLE_CODES_IN_PRECEDENCE = (
     ROUND_AHEAD,
     ROUND_STALE,
     ALREADY_REPORTED,
+    BUDGET_EXISTS,
+    NO_BUDGET,
+    NOT_FUNDER,
 )
 """Every oracle code, in order of precedence. Part of consensus: add codes, never rename one."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from autarky.ledger.block import Event
 from autarky.ledger.router import BlockEnv, TxContext
 from autarky.ledger.state import Overlay
-from autarky.modules.oracle import keeper
+from autarky.modules.oracle import keeper, rewards
 from autarky.modules.oracle.errors import (
     ALREADY_REPORTED,
     FEED_EXISTS,
@@ -29,6 +29,7 @@ from autarky.modules.oracle.errors import (
     ROUND_STALE,
     UNKNOWN_FEED,
 )
+from autarky.modules.oracle.expected import EscrowKeeper
 from autarky.modules.oracle.messages import CreateFeed, Report, SetReporters
 from autarky.modules.oracle.params import Params
 from autarky.modules.oracle.records import ABANDONED, OPEN, STALE, Feed, Round, lower_median
@@ -125,15 +126,19 @@ def report(ctx: TxContext, msg: Report) -> None:
     )
 
 
-def end_block(state: Overlay, env: BlockEnv, params: Params) -> list[Event]:
-    """Finalize the rounds that reached their quorum in this block, then close the rounds due to go
-    stale (deadline at or before the block time), each in feed (then deadline) order."""
+def end_block(state: Overlay, env: BlockEnv, params: Params, escrow: EscrowKeeper | None) -> list[Event]:
+    """In this order: close the reward budgets whose expiry has come; finalize the rounds that
+    reached their quorum in this block (in feed order), paying their reporters from the feed's
+    budget; close the rounds due to go stale (deadline at or before the block time; in deadline,
+    then feed order)."""
     events: list[Event] = []
+    if escrow is not None:
+        events.extend(rewards.expire_budgets(state, escrow, env.time_ms))
     for feed_name, round_number in keeper.pending_rounds(state):
         feed, current = _feed_and_open_round(state, feed_name, round_number)
         assert len(current.reports) >= current.quorum, "a pending round has its quorum"
         value = lower_median(current.reporter_values())
-        keeper.finalize(state, feed, current, env.time_ms, value, params.history_rounds)
+        final = keeper.finalize(state, feed, current, env.time_ms, value, params.history_rounds)
         events.append(
             _event(
                 "oracle.finalized",
@@ -144,6 +149,8 @@ def end_block(state: Overlay, env: BlockEnv, params: Params) -> list[Event]:
                 time_ms=env.time_ms,
             )
         )
+        if escrow is not None:
+            events.extend(rewards.pay_round(state, escrow, final))
     for feed_name, round_number in keeper.due_rounds(state, env.time_ms):
         feed, current = _feed_and_open_round(state, feed_name, round_number)
         # A round that reached its quorum was finalized above (its report came before its deadline).

@@ -15,6 +15,10 @@
    feed without a latest value has no final round.
 5. The due index holds exactly one entry per open round, at its deadline; the pending index is
    empty between blocks.
+6. Every reward budget is well formed, belongs to an existing feed, has exactly one entry in the
+   budget due index (at its expiry) and none other exists; with the escrow wired, its lock is open,
+   held by ``oracle``, paid by the budget's payer in its asset, and holds exactly ``remaining``.
+   (That no ``oracle`` lock lacks a budget is checked by the property tests, which see all locks.)
 
 The checks report what they find rather than assert, so a corrupted state gives a readable list.
 """
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 from autarky.ledger.state import StateReader
 from autarky.modules.oracle import keeper
+from autarky.modules.oracle.expected import EscrowKeeper
 from autarky.modules.oracle.params import Params
-from autarky.modules.oracle.records import FINAL, OPEN, STALE, Feed, FinalValue, Round, lower_median
+from autarky.modules.oracle.records import FINAL, OPEN, STALE, Budget, Feed, FinalValue, Round, lower_median
 
 
-def check_invariants(state: StateReader) -> list[str]:
+def check_invariants(state: StateReader, escrow: EscrowKeeper | None = None) -> list[str]:
     problems: list[str] = []
     params = keeper.read_params(state)
     feeds = _feeds(state, params, problems)
@@ -36,6 +41,7 @@ def check_invariants(state: StateReader) -> list[str]:
         problems.extend(_history_problems(feed, rounds.get(feed.name, {}), params))
     problems.extend(_latest_problems(state, feeds, rounds))
     problems.extend(_index_problems(state, rounds))
+    problems.extend(_budget_problems(state, feeds, escrow))
     return problems
 
 
@@ -177,4 +183,40 @@ def _index_problems(state: StateReader, rounds: dict[str, dict[int, Round]]) -> 
             problems.append(f"due entry {key} is missing")
     for rest, value in keeper.iter_raw(state, keeper.PENDING_PREFIX):
         problems.append(f"pending entry {rest} ({value!r}) left after the end of a block")
+    return problems
+
+
+def _budget_problems(state: StateReader, feeds: dict[str, Feed], escrow: EscrowKeeper | None) -> list[str]:
+    problems: list[str] = []
+    expected_due: set[str] = set()
+    for name, raw in keeper.iter_raw(state, keeper.BUDGET_PREFIX):
+        try:
+            budget = Budget.from_cbor(raw)
+        except ValueError as exc:
+            problems.append(f"budget {name}: malformed record: {exc}")
+            continue
+        if budget.feed != name or name not in feeds:
+            problems.append(f"budget {name}: names feed {budget.feed}, or its feed does not exist")
+        expected_due.add(keeper.budget_due_key(budget.expires_ms, budget.feed))
+        if escrow is None:
+            continue
+        lock = escrow.get(state, budget.lock)
+        if lock is None:
+            problems.append(f"budget {name}: its escrow lock {budget.lock.hex()} is closed")
+        elif (lock.holder, lock.payer, lock.asset, lock.amount) != (
+            "oracle",
+            budget.payer,
+            budget.asset,
+            budget.remaining,
+        ):
+            problems.append(
+                f"budget {name}: lock {budget.lock.hex()} is held by {lock.holder}, paid by {lock.payer}, "
+                f"holds {lock.amount} {lock.asset}; the budget expects oracle, {budget.payer}, "
+                f"{budget.remaining} {budget.asset}"
+            )
+    found = {keeper.BUDGET_DUE_PREFIX + rest for rest, _ in keeper.iter_raw(state, keeper.BUDGET_DUE_PREFIX)}
+    for key in sorted(found - expected_due):
+        problems.append(f"budget due entry {key} names no budget with that expiry")
+    for key in sorted(expected_due - found):
+        problems.append(f"budget due entry {key} is missing")
     return problems

@@ -8,22 +8,26 @@ State keys (values are canonical CBOR)::
     oracle/round/<feed>:<round, 20 digits>          records.Round: one round's reports and outcome
     oracle/due/<deadline ms, 16 digits>/<feed>      the open round's number, due to go stale then
     oracle/pending/<feed>                           the open round's number, once it has its quorum
+    oracle/budget/<feed>                            records.Budget: the feed's reward budget
+    oracle/budget_due/<expires ms, 16 digits>/<feed>   the budget's expiry (null value)
 
 A feed name never contains ``:``, so ``oracle/round/<feed>:`` lists exactly one feed's rounds, in
 round order (the number is zero-padded). ``end_block`` reads ``oracle/pending/`` (only rounds that
 reached their quorum in this block: it is empty after every block) and ``oracle/due/`` up to the
-block time (stopping at the first later key), so its work is proportional to what is due.
+block time (stopping at the first later key), so its work is proportional to what is due; the
+same for ``oracle/budget_due/``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from autarky.encoding import decode_trusted
 from autarky.ledger.state import Overlay, StateReader, get_obj
 from autarky.modules.oracle.params import DEFAULT_PARAMS, Params, params_from_cbor
-from autarky.modules.oracle.records import ABANDONED, FINAL, OPEN, STALE, Feed, FinalValue, Round
+from autarky.modules.oracle.records import ABANDONED, FINAL, OPEN, STALE, Budget, Feed, FinalValue, Round
 
 PARAMS_KEY = "oracle/params"
 FEED_PREFIX = "oracle/feed/"
@@ -31,6 +35,8 @@ LATEST_PREFIX = "oracle/latest/"
 ROUND_PREFIX = "oracle/round/"
 DUE_PREFIX = "oracle/due/"
 PENDING_PREFIX = "oracle/pending/"
+BUDGET_PREFIX = "oracle/budget/"
+BUDGET_DUE_PREFIX = "oracle/budget_due/"
 
 ROUND_DIGITS = 20
 """Enough for 2**64-1."""
@@ -61,6 +67,15 @@ def due_key(deadline_ms: int, feed: str) -> str:
 
 def pending_key(feed: str) -> str:
     return PENDING_PREFIX + feed
+
+
+def budget_key(feed: str) -> str:
+    return BUDGET_PREFIX + feed
+
+
+def budget_due_key(expires_ms: int, feed: str) -> str:
+    assert 0 <= expires_ms < 10**DUE_DIGITS, expires_ms
+    return f"{BUDGET_DUE_PREFIX}{expires_ms:0{DUE_DIGITS}d}/{feed}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -111,13 +126,32 @@ def iter_rounds(state: StateReader, feed: str, first: int = 1) -> Iterator[Round
 def due_rounds(state: StateReader, now_ms: int) -> list[tuple[str, int]]:
     """``(feed, round)`` of every open round whose deadline is at or before ``now_ms``, in deadline
     then feed order. Reads only the due entries and the first later one."""
-    due: list[tuple[str, int]] = []
-    for key, raw in state.iter_prefix(DUE_PREFIX):
-        rest = key[len(DUE_PREFIX) :]
+    return [(feed, value) for feed, value in _due(state, DUE_PREFIX, now_ms)]
+
+
+def due_budgets(state: StateReader, now_ms: int) -> list[str]:
+    """The feeds whose budget expires at or before ``now_ms``, in expiry then feed order."""
+    return [feed for feed, _ in _due(state, BUDGET_DUE_PREFIX, now_ms)]
+
+
+def _due(state: StateReader, prefix: str, now_ms: int) -> list[tuple[str, Any]]:
+    due: list[tuple[str, Any]] = []
+    for key, raw in state.iter_prefix(prefix):
+        rest = key[len(prefix) :]
         if int(rest[:DUE_DIGITS]) > now_ms:
             break
         due.append((rest[DUE_DIGITS + 1 :], decode_trusted(raw)))
     return due
+
+
+def read_budget(state: StateReader, feed: str) -> Budget | None:
+    value = get_obj(state, budget_key(feed))
+    return None if value is None else Budget.from_cbor(value)
+
+
+def iter_budgets(state: StateReader) -> Iterator[Budget]:
+    for _, raw in state.iter_prefix(BUDGET_PREFIX):
+        yield Budget.from_cbor(decode_trusted(raw))
 
 
 def pending_rounds(state: StateReader) -> list[tuple[str, int]]:
@@ -232,3 +266,23 @@ def _close(
         assert state.get(round_key(feed.name, forgotten)) is not None, (feed.name, forgotten)
         state.delete(round_key(feed.name, forgotten))
     return closed
+
+
+def create_budget(state: Overlay, budget: Budget) -> None:
+    assert state.get(budget_key(budget.feed)) is None and budget.paid_rounds == 0
+    state.set_obj(budget_key(budget.feed), budget.to_cbor())
+    state.set_obj(budget_due_key(budget.expires_ms, budget.feed), None)
+
+
+def record_payment(state: Overlay, budget: Budget, paid: int) -> Budget:
+    """``paid`` left the budget's lock for one final round; the budget stays open with what remains."""
+    assert 1 <= paid < budget.remaining, (paid, budget.remaining)
+    updated = replace(budget, remaining=budget.remaining - paid, paid_rounds=budget.paid_rounds + 1)
+    state.set_obj(budget_key(budget.feed), updated.to_cbor())
+    return updated
+
+
+def delete_budget(state: Overlay, budget: Budget) -> None:
+    """Forget a budget whose lock the caller has emptied (released and refunded to 0)."""
+    state.delete(budget_key(budget.feed))
+    state.delete(budget_due_key(budget.expires_ms, budget.feed))

@@ -7,7 +7,9 @@ whose order is part of the module's precedence (README.md):
    (``core.invalid_message``; a bool is never an int; ``round_ms`` may be None or left out);
 2. values, code by code: ``oracle.invalid_feed``, ``oracle.invalid_reporters``,
    ``oracle.invalid_quorum``, ``oracle.invalid_timing``, ``oracle.invalid_decimals``,
-   ``oracle.invalid_description``, ``oracle.invalid_round``, ``oracle.invalid_value``.
+   ``oracle.invalid_description``, ``oracle.invalid_round``, ``oracle.invalid_value``,
+   ``oracle.invalid_reward``. (``oracle/fund``'s asset, amount and expiry are checked by the
+   escrow when it locks the budget, after the oracle's own codes.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from autarky.modules.oracle.errors import (
     INVALID_FEED,
     INVALID_QUORUM,
     INVALID_REPORTERS,
+    INVALID_REWARD,
     INVALID_ROUND,
     INVALID_TIMING,
     INVALID_VALUE,
@@ -43,7 +46,9 @@ from autarky.modules.oracle.records import (
 CREATE_FEED = "oracle/create_feed"
 SET_REPORTERS = "oracle/set_reporters"
 REPORT = "oracle/report"
-MESSAGE_TYPES = (CREATE_FEED, SET_REPORTERS, REPORT)
+FUND = "oracle/fund"
+DEFUND = "oracle/defund"
+MESSAGE_TYPES = (CREATE_FEED, SET_REPORTERS, REPORT, FUND, DEFUND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,20 @@ class Report:
     feed: str
     round: int
     value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fund:
+    feed: str
+    asset: str
+    amount: int
+    reward: int
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Defund:
+    feed: str
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -128,6 +147,26 @@ def parse_report(message: Mapping[str, Any]) -> Report:
     return Report(feed, round_number, value)
 
 
+def parse_fund(message: Mapping[str, Any]) -> Fund:
+    check_field_names(message, ("feed", "asset", "amount", "reward", "expires_ms"), ())
+    feed = require_text(message, "feed")
+    asset = require_text(message, "asset")
+    amount = require_field(message, "amount", int)
+    reward = require_field(message, "reward", int)
+    expires_ms = require_field(message, "expires_ms", int)
+    check_feed(feed)
+    if not 1 <= reward <= MAX_U64 or reward > amount:
+        raise INVALID_REWARD("reward must be from 1 to 2**64-1 and at most the amount")
+    return Fund(feed, asset, amount, reward, expires_ms)
+
+
+def parse_defund(message: Mapping[str, Any]) -> Defund:
+    check_field_names(message, ("feed",), ())
+    feed = require_text(message, "feed")
+    check_feed(feed)
+    return Defund(feed)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Builders: the message maps clients put in a transaction body
 
@@ -160,6 +199,21 @@ def set_reporters(feed: str, reporters: Sequence[str], quorum: int) -> dict[str,
 
 def report(feed: str, round_number: int, value: int) -> dict[str, Any]:
     return {"type": REPORT, "feed": feed, "round": round_number, "value": value}
+
+
+def fund(feed: str, asset: str, amount: int, reward: int, expires_ms: int) -> dict[str, Any]:
+    return {
+        "type": FUND,
+        "feed": feed,
+        "asset": asset,
+        "amount": amount,
+        "reward": reward,
+        "expires_ms": expires_ms,
+    }
+
+
+def defund(feed: str) -> dict[str, Any]:
+    return {"type": DEFUND, "feed": feed}
 
 
 # ---------------------------------------------------------------------------------------------------

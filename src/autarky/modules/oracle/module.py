@@ -12,25 +12,37 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from autarky.ledger.block import Event
+from autarky.ledger.errors import UNKNOWN_MESSAGE
 from autarky.ledger.router import BlockEnv, Module, TxContext
 from autarky.ledger.state import Overlay, StateReader
-from autarky.modules.oracle import handlers, keeper
+from autarky.modules.oracle import handlers, keeper, rewards
+from autarky.modules.oracle.expected import EscrowKeeper
 from autarky.modules.oracle.invariants import check_invariants
 from autarky.modules.oracle.messages import (
     CREATE_FEED,
+    DEFUND,
+    FUND,
     MESSAGE_TYPES,
+    REPORT,
     SET_REPORTERS,
     parse_create_feed,
+    parse_defund,
+    parse_fund,
     parse_report,
     parse_set_reporters,
 )
 from autarky.modules.oracle.params import parse_params
-from autarky.modules.oracle.records import Feed, FinalValue, is_fresh
+from autarky.modules.oracle.records import Budget, Feed, FinalValue, is_fresh
 
 
 class OracleModule(Module):
     name: ClassVar[str] = "oracle"
     message_types: ClassVar[tuple[str, ...]] = MESSAGE_TYPES
+
+    def __init__(self, escrow: EscrowKeeper | None = None) -> None:
+        # Reward budgets need the escrow; an application without it refuses oracle/fund and
+        # oracle/defund, and feeds work the same without rewards.
+        self.escrow = escrow
 
     # -- Module ---------------------------------------------------------------------------------------
 
@@ -48,14 +60,25 @@ class OracleModule(Module):
         elif message_type == SET_REPORTERS:
             params = keeper.read_params(ctx.state)
             handlers.set_reporters(ctx, params, parse_set_reporters(message, params))
-        else:
+        elif message_type == REPORT:
             handlers.report(ctx, parse_report(message))
+        elif message_type in (FUND, DEFUND):
+            if self.escrow is None:
+                raise UNKNOWN_MESSAGE(
+                    f"{message_type} needs the escrow module, which this chain does not run"
+                )
+            if message_type == FUND:
+                rewards.fund(ctx, self.escrow, parse_fund(message))
+            else:
+                rewards.defund(ctx, self.escrow, parse_defund(message))
+        else:
+            raise AssertionError(f"the router sent {message_type!r} to oracle")
 
     def end_block(self, state: Overlay, env: BlockEnv) -> list[Event]:
-        return handlers.end_block(state, env, keeper.read_params(state))
+        return handlers.end_block(state, env, keeper.read_params(state), self.escrow)
 
     def invariants(self, state: StateReader) -> list[str]:
-        return check_invariants(state)
+        return check_invariants(state, self.escrow)
 
     # -- Narrow interface for other modules -----------------------------------------------------------
 
@@ -77,3 +100,7 @@ class OracleModule(Module):
     def feed(self, state: StateReader, feed: str) -> Feed | None:
         """The feed's configuration (owner, reporters, quorum, heartbeat, decimals) and current round."""
         return keeper.read_feed(state, feed)
+
+    def budget(self, state: StateReader, feed: str) -> Budget | None:
+        """The feed's reward budget, or None."""
+        return keeper.read_budget(state, feed)

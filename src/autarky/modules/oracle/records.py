@@ -264,6 +264,61 @@ class Round:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A feed's reward budget: ``remaining`` of ``asset`` locked in escrow (lock ``lock``, held by
+    the oracle module), paying ``reward`` to each reporter of every final round until it runs out,
+    is withdrawn by its ``payer``, or reaches ``expires_ms``."""
+
+    feed: str
+    lock: bytes
+    payer: str
+    asset: str
+    reward: int
+    remaining: int
+    """What the escrow lock still holds (equal to the lock's amount, an invariant)."""
+    expires_ms: int
+    paid_rounds: int
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "feed": self.feed,
+            "lock": self.lock,
+            "payer": self.payer,
+            "asset": self.asset,
+            "reward": self.reward,
+            "remaining": self.remaining,
+            "expires_ms": self.expires_ms,
+            "paid_rounds": self.paid_rounds,
+        }
+
+    @classmethod
+    def from_cbor(cls, data: object) -> Budget:
+        names = ("asset", "expires_ms", "feed", "lock", "paid_rounds", "payer", "remaining", "reward")
+        fields = _fields(data, names, "budget")
+        lock, payer, asset = fields["lock"], fields["payer"], fields["asset"]
+        if type(lock) is not bytes or len(lock) != 32:
+            raise ValueError("budget: lock must be a 32-byte lock id")
+        if not is_did_key(payer):
+            raise ValueError("budget: payer must be a did:key")
+        if type(asset) is not str or not asset:
+            raise ValueError("budget: asset must be an asset name")
+        reward = _u64(fields["reward"], "reward")
+        remaining = _u64(fields["remaining"], "remaining")
+        if reward < 1 or remaining < 1:
+            raise ValueError("budget: reward and remaining are at least 1")
+        return cls(
+            feed=_feed(fields["feed"]),
+            lock=lock,
+            payer=payer,
+            asset=asset,
+            reward=reward,
+            remaining=remaining,
+            expires_ms=_u64(fields["expires_ms"], "expires_ms"),
+            paid_rounds=_u64(fields["paid_rounds"], "paid_rounds"),
+        )
+
+
 # ---------------------------------------------------------------------------------------------------
 # Strict decoding helpers
 
