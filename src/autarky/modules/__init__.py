@@ -50,6 +50,9 @@ def build_app(fast_path: bool = True) -> App:
 
     modules.append(LeaseModule(escrow=escrow))
     # [slot: jobs]
+    from autarky.modules.jobs import JobsModule
+
+    modules.append(JobsModule(escrow=escrow, identity=identity))
     # [slot: data]
     from autarky.modules.data import DataModule
 
