@@ -125,6 +125,9 @@ def _register() -> None:
     app.add_typer(cluster.app, name="cluster")
     app.add_typer(mqtt.app, name="mqtt")
     app.add_typer(escrow.app, name="escrow")
+    from autarky.cli import oracle
+
+    app.add_typer(oracle.app, name="oracle")
 
 
 _register()

@@ -645,6 +645,35 @@ class AutarkyClient:
         answer: dict[str, Any] = await self._json("POST", "/api/v1/admin/checkpoint")
         return answer
 
+    async def oracle_feeds(
+        self, prefix: str = "", offset: int = 0, limit: int = 100, at_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Oracle feeds in name order: ``{"feeds": [...], "offset", "more", "time_ms"}``."""
+        params: dict[str, str | int] = {"prefix": prefix, "offset": offset, "limit": limit}
+        if at_ms is not None:
+            params["at_ms"] = at_ms
+        document: dict[str, Any] = await self._json("GET", "/api/v1/oracle/feeds", params=params)
+        return document
+
+    async def oracle_feed(self, feed: str, at_ms: int | None = None) -> dict[str, Any]:
+        """One feed: configuration, current ``round``, ``latest`` (or None), ``fresh``, ``open_round``."""
+        params = {} if at_ms is None else {"at_ms": at_ms}
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/oracle/feeds/{feed}", params=params)
+        return document
+
+    async def oracle_rounds(
+        self, feed: str, first: int | None = None, last: int | None = None, at_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Stored rounds ``first``..``last`` of a feed, oldest first (at most 100)."""
+        params: dict[str, int] = {}
+        for name, value in (("from", first), ("to", last), ("at_ms", at_ms)):
+            if value is not None:
+                params[name] = value
+        document: dict[str, Any] = await self._json(
+            "GET", f"/api/v1/oracle/feeds/{feed}/rounds", params=params
+        )
+        return document
+
 
 async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     """Server-Sent Events to dicts: the JSON ``data`` with ``type`` set from the event name."""
