@@ -128,6 +128,9 @@ def _register() -> None:
     from autarky.cli import oracle
 
     app.add_typer(oracle.app, name="oracle")
+    from autarky.cli import data
+
+    app.add_typer(data.app, name="data")
 
 
 _register()

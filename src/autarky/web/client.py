@@ -674,6 +674,58 @@ class AutarkyClient:
         )
         return document
 
+    async def data_offers(
+        self,
+        seller: str | None = None,
+        kind: str | None = None,
+        withdrawn: bool | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Data offers in id order: ``{"offers": [...], "total", "offset", "limit"}`` (module data)."""
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if seller is not None:
+            params["seller"] = seller
+        if kind is not None:
+            params["kind"] = kind
+        if withdrawn is not None:
+            params["withdrawn"] = "true" if withdrawn else "false"
+        document: dict[str, Any] = await self._json("GET", "/api/v1/data/offers", params=params)
+        return document
+
+    async def data_offer(self, offer: bytes | str, at_ms: int | None = None) -> dict[str, Any]:
+        """One offer (32 bytes or 64 hex) with its required attestations checked by the node at
+        ``at_ms`` (``attestations``, ``agent``) and its purchases counted by status."""
+        id_hex = offer.hex() if isinstance(offer, bytes) else offer
+        params = {} if at_ms is None else {"at_ms": at_ms}
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/data/offers/{id_hex}", params=params)
+        return document
+
+    async def data_purchases(
+        self,
+        account: str | None = None,
+        offer: bytes | str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Purchases ``account`` made or sold (with ``role``), and/or of ``offer``, in id order."""
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if account is not None:
+            params["account"] = account
+        if offer is not None:
+            params["offer"] = offer.hex() if isinstance(offer, bytes) else offer
+        if status is not None:
+            params["status"] = status
+        document: dict[str, Any] = await self._json("GET", "/api/v1/data/purchases", params=params)
+        return document
+
+    async def data_purchase(self, purchase: bytes | str) -> dict[str, Any]:
+        """One purchase (32 bytes or 64 hex): its lock, grant, deadline, status and key hash."""
+        id_hex = purchase.hex() if isinstance(purchase, bytes) else purchase
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/data/purchases/{id_hex}")
+        return document
+
 
 async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     """Server-Sent Events to dicts: the JSON ``data`` with ``type`` set from the event name."""
