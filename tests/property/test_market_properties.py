@@ -16,9 +16,11 @@
   market's records, bank supply) and, once every book has settled, no market lock is left, every
   order is closed, and each account's balance moved by exactly what its settled orders say.
 
-Broken variants these catch (checked by hand): a clear that ranks ties by id before height, that
-stops matching at equal limits, or rounds the midpoint up; a settlement that forgets a refund or
-pays the penalty to the wrong side; an end_block that leaves a cleared order's escrow uncut.
+Broken variants these catch (each tried by hand): a clear that ranks ties by id before height,
+that stops matching at equal limits, or rounds its midpoint up; penalties shared by fill instead of
+by units short; a settlement that forgets a buyer's refund; a clearing that leaves a filled order's
+escrow uncut. (The price rule itself, shared by ``clear`` and ``uniform_price``, is pinned by the
+hand-worked unit tests.)
 """
 
 from __future__ import annotations
@@ -184,6 +186,14 @@ def test_settle_conserves_value(
     )
     assert all(bid.paid + bid.refund == price * bid.fill for bid in outcome.bids)
     assert sum(bid.penalty_received for bid in outcome.bids) == sum(ask.penalty for ask in outcome.asks)
+    # Pro rata with largest remainder: each part is within one unit of its exact share.
+    for bid in outcome.bids:
+        assert abs(bid.delivered * volume - delivered * bid.fill) < volume
+    short = volume - delivered
+    for bid in outcome.bids:
+        assert abs(bid.penalty_received * short - outcome.penalty * (bid.fill - bid.delivered)) < max(
+            short, 1
+        )
     assert all(
         ask.penalty + ask.collateral_refund == ask.fill * rate
         for ask, (_, _, _, rate) in zip(outcome.asks, asks, strict=True)

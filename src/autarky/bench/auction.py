@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from autarky.modules.market.auction import Order, ask_rank, bid_rank, clear, eligible_asks, uniform_price
+from autarky.modules.market.auction import Order, clear, uniform_price
 
 CLEAR_MS_TARGET = 100.0
 PRICE_LOW = 50
@@ -71,8 +71,11 @@ def lp_reference(
     import numpy as np
     from scipy.optimize import linprog
 
-    ranked_bids = sorted(bids, key=bid_rank)
-    ranked_asks = sorted(eligible_asks(asks, cap), key=ask_rank)
+    # The ranking restated here from the README, not imported, so the reference is independent of
+    # the code it checks: price priority, then earlier height, then lower id.
+    ranked_bids = sorted(bids, key=lambda order: (-order.price, order.height, order.id))
+    taking_part = [order for order in asks if cap is None or order.price <= cap]
+    ranked_asks = sorted(taking_part, key=lambda order: (order.price, order.height, order.id))
     if not ranked_bids or not ranked_asks:
         return None, {}
     n = len(ranked_bids) + len(ranked_asks)
