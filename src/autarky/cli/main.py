@@ -131,6 +131,9 @@ def _register() -> None:
     from autarky.cli import data
 
     app.add_typer(data.app, name="data")
+    from autarky.cli import market
+
+    app.add_typer(market.app, name="market")
 
 
 _register()

@@ -877,5 +877,8 @@ def create_app(
     from autarky.web import api_data
 
     app.include_router(api_data.router)
+    from autarky.web import api_market
+
+    app.include_router(api_market.router)
     install_dashboard(app)
     return app

@@ -726,6 +726,38 @@ class AutarkyClient:
         document: dict[str, Any] = await self._json("GET", f"/api/v1/data/purchases/{id_hex}")
         return document
 
+    async def market_zones(self) -> dict[str, Any]:
+        """Energy market zones, parameters, ``interval_ms`` and ``current_interval``."""
+        document: dict[str, Any] = await self._json("GET", "/api/v1/market/zones")
+        return document
+
+    async def market_book(self, zone: str, interval: int | None = None) -> dict[str, Any]:
+        """One order book (default: the next interval taking orders): ranked ``bids``, ``asks``,
+        and its ``clearing`` once cleared."""
+        params: dict[str, str | int] = {"zone": zone}
+        if interval is not None:
+            params["interval"] = interval
+        document: dict[str, Any] = await self._json("GET", "/api/v1/market/book", params=params)
+        return document
+
+    async def market_prices(
+        self, zone: str, from_interval: int | None = None, to_interval: int | None = None, limit: int = 500
+    ) -> dict[str, Any]:
+        """A zone's clearing records in ``from .. to`` (default: the last 96 intervals), oldest first."""
+        params: dict[str, str | int] = {"zone": zone, "limit": limit}
+        if from_interval is not None:
+            params["from"] = from_interval
+        if to_interval is not None:
+            params["to"] = to_interval
+        document: dict[str, Any] = await self._json("GET", "/api/v1/market/prices", params=params)
+        return document
+
+    async def market_order(self, order: bytes | str) -> dict[str, Any]:
+        """One order (32 bytes or 64 hex) with its book's clearing record."""
+        id_hex = order.hex() if isinstance(order, bytes) else order
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/market/orders/{id_hex}")
+        return document
+
 
 async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     """Server-Sent Events to dicts: the JSON ``data`` with ``type`` set from the event name."""
