@@ -360,7 +360,9 @@ def show(
             out.print(f"  requires   {requirement['claim']} by {requirement['issuer']}: {mark}")
         agent = document["agent"]
         out.print("  agent      " + ("approves" if agent["approved"] else f"refuses: {agent['code']}"))
-        out.print(f"  purchases  {document['purchases']}")
+        counts = document["purchases"]
+        sold = f"{counts['delivered']} delivered, {counts['open']} open, {counts['refunded']} refunded"
+        out.print(f"  purchases  {sold}")
 
     output.emit(document, human)
 
