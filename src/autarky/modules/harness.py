@@ -61,6 +61,7 @@ class Chain:
 
     def next_env(self, time_ms: int | None = None) -> BlockEnv:
         last = self.headers[-1]
+        assert time_ms is None or time_ms >= last.time_ms, f"block time goes back: {time_ms} < {last.time_ms}"
         return BlockEnv(
             self.chain_id,
             last.height + 1,
