@@ -15,13 +15,14 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support.microgrid_checks import check_day
+
 from autarky.engines.embedded import VirtualClock
 from autarky.ledger.tx import SignedTx
 from autarky.modules.metering import MeteringModule
 from autarky.sim.microgrid_day import ZONE, MicrogridDay
 from autarky.web.client import AutarkyClient, Submission
 from autarky.web.testing import LiveNode
-from tests.support.microgrid_checks import check_day
 
 
 async def _submit_phase(url: str, txs: Sequence[SignedTx]) -> list[Submission]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.microgrid_checks import check_day
+
 from autarky.modules.metering import MeteringModule
 from autarky.sim.microgrid_day import MicrogridDay, run_on_chain
-from tests.support.microgrid_checks import check_day
 
 
 def _invariants(chain: Any) -> None:

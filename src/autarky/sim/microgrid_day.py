@@ -4,9 +4,9 @@ The site: solar inverters that sell their surplus, households that buy, each wit
 registered meter, and three reporters of a grid-price feed that caps the auction's price. Every
 15-minute delivery interval ``k`` has two phases:
 
-* **orders** (block time ``k·L - 1 min``, before the gate, so during interval ``k-1``): the reporters report the grid price for
-  the feed's current round; each inverter asks its forecast at a limit price, each household bids
-  its expected demand at its limit price (escrowed);
+* **orders** (block time ``k·L - 1 min``, before the gate, so during interval ``k-1``): the
+  reporters report the grid price for the feed's current round; each inverter asks its forecast
+  at a limit price, each household bids its expected demand at its limit price (escrowed);
 * **readings** (block time ``(k+1)·L``, the interval's end): every meter reports its cumulative
   register. What an inverter really delivered differs from its forecast (clouds, and now and then
   a fault), so settlement pays for metered delivery and charges the penalty for the rest.
