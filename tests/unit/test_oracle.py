@@ -731,3 +731,17 @@ def test_readme_example_runs() -> None:
     example = text.split("## Example", 1)[1]
     (code,) = re.findall(r"```python\n(.*?)```", example, flags=re.DOTALL)[:1]
     exec(compile(code, str(README), "exec"), {})
+
+
+def test_the_guides_module_example_runs() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs/oracle.md"
+    section = guide.read_text(encoding="utf-8").split("## From another module", 1)[1]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[:1]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(guide), "exec"), namespace)
+    world = World()
+    world.create(quorum=1, heartbeat_ms=MINUTE)
+    assert namespace["price_cap"](world.oracle, world.chain.state, world.now) is None
+    world.reports(1, (R1, 2150))
+    assert namespace["price_cap"](world.oracle, world.chain.state, world.now) == 2150
+    assert namespace["price_cap"](world.oracle, world.chain.state, world.now + MINUTE) is None
