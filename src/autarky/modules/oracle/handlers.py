@@ -8,9 +8,10 @@ has already run the message-only checks), then the writes, then its events::
     report:        unknown_feed, not_reporter, round_closed, round_ahead, round_stale, already_reported
 
 A round is finalized at the end of the block in which it reached its quorum
-(:func:`end_block`), at the lower median of **every** report it received in that block: all
-reports of one block count the same, whatever their order in it. Rounds open ``round_ms`` without a
-final value close as stale at the end of the first block whose time reaches their deadline.
+(:func:`end_block`), at the lower median of all its reports, including those that arrived after
+the quorum in that same block: the reports of one block count the same, whatever their order in it.
+Rounds open ``round_ms`` without a final value close as stale at the end of the first block whose
+time reaches their deadline. Reward budgets (``rewards.py``) are paid and expired from here too.
 """
 
 from __future__ import annotations
