@@ -134,6 +134,9 @@ def _register() -> None:
     from autarky.cli import market
 
     app.add_typer(market.app, name="market")
+    from autarky.cli import meter
+
+    app.add_typer(meter.app, name="meter")
 
 
 _register()

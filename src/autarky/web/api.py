@@ -23,6 +23,7 @@ Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autark
     GET  /api/v1/escrow/locks?account=&role=   open escrow locks (module routes: web/api_<module>.py)
     GET  /api/v1/oracle/feeds[/{feed}[/rounds]]   oracle feeds, latest value and fresh flag, rounds
     GET  /api/v1/data/offers[/{id}], /data/purchases[/{id}]?account=   data market offers and sales
+    GET  /api/v1/metering/meters, /usage, /bills, /tariffs/{infra}, /params   meters, energy, bills
     GET  /api/v1/events                Server-Sent Events (blocks, transactions)
     POST /api/v1/admin/checkpoint      fold the state log into the base table (X-API-Key)
     GET  /healthz  /readyz  /metrics   liveness, readiness, Prometheus text
@@ -880,5 +881,8 @@ def create_app(
     from autarky.web import api_market
 
     app.include_router(api_market.router)
+    from autarky.web import api_metering
+
+    app.include_router(api_metering.router)
     install_dashboard(app)
     return app

@@ -758,6 +758,51 @@ class AutarkyClient:
         document: dict[str, Any] = await self._json("GET", f"/api/v1/market/orders/{id_hex}")
         return document
 
+    async def metering_params(self) -> dict[str, Any]:
+        """``interval_ms``, ``default_tariff`` and ``current_interval`` of module metering."""
+        document: dict[str, Any] = await self._json("GET", "/api/v1/metering/params")
+        return document
+
+    async def metering_meters(self, subject: str) -> list[dict[str, Any]]:
+        """The meters registered to ``subject``, each with its last reading."""
+        document = await self._json("GET", "/api/v1/metering/meters", params={"subject": subject})
+        meters: list[dict[str, Any]] = document["meters"]
+        return meters
+
+    async def metering_meter(self, meter: str) -> dict[str, Any]:
+        """One meter (``registered`` false once deregistered); NotFound for a meter never seen."""
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/metering/meters/{meter}")
+        return document
+
+    async def metering_usage(
+        self, account: str, direction: str, from_interval: int | None = None, to_interval: int | None = None
+    ) -> dict[str, Any]:
+        """Energy per interval ``from .. to`` (default: the last 96), each with ``complete``."""
+        params: dict[str, str | int] = {"account": account, "direction": direction}
+        if from_interval is not None:
+            params["from"] = from_interval
+        if to_interval is not None:
+            params["to"] = to_interval
+        document: dict[str, Any] = await self._json("GET", "/api/v1/metering/usage", params=params)
+        return document
+
+    async def metering_bills(
+        self, account: str, infra: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """``statements`` (totals and debt per infrastructure and asset), ``debt``, ``bills`` (newest
+        first) and the open ``deposits`` of ``account``."""
+        params: dict[str, str | int] = {"account": account, "limit": limit}
+        if infra is not None:
+            params["infra"] = infra
+        document: dict[str, Any] = await self._json("GET", "/api/v1/metering/bills", params=params)
+        return document
+
+    async def metering_tariff(self, infra: str) -> dict[str, Any] | None:
+        """The tariff billing at ``infra`` (``asset``, ``price_per_unit``, ``source``), or None."""
+        document = await self._json("GET", f"/api/v1/metering/tariffs/{infra}")
+        tariff: dict[str, Any] | None = document["tariff"]
+        return tariff
+
 
 async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     """Server-Sent Events to dicts: the JSON ``data`` with ``type`` set from the event name."""

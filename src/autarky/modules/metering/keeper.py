@@ -283,7 +283,14 @@ def usage_range(
     """``(interval, energy)`` of every non-empty interval from ``first`` to ``last`` (inclusive)."""
     prefix = f"{USAGE_PREFIX}{account}/{direction}/"
     found: list[tuple[int, int]] = []
-    for key, raw in state.iter_prefix(prefix):
+    if first > last:
+        return found
+    # Scan only the keys sharing the leading digits of both ends: a short range scans few keys.
+    low, high = padded(first), padded(min(last, 10**TIME_DIGITS - 1))
+    shared = 0
+    while shared < TIME_DIGITS and low[shared] == high[shared]:
+        shared += 1
+    for key, raw in state.iter_prefix(prefix + low[:shared]):
         interval = int(key[len(prefix) :])
         if interval > last:
             break
