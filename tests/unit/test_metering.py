@@ -934,3 +934,24 @@ def test_readme_example_runs() -> None:
     example = text.split("## Example", 1)[1]
     (code,) = re.findall(r"```python\n(.*?)```", example, flags=re.DOTALL)[:1]
     exec(compile(code, str(readme), "exec"), {})
+
+
+def test_usage_range_scans_across_digit_boundaries() -> None:
+    state = Overlay(MappingState({}))
+    intervals = [0, 8, 9, 10, 11, 99, 100, 101, 999, 1000, 10**19]
+    for interval in intervals:
+        keeper.write_usage(state, HOME.did, "export", interval, interval + 1)
+    keeper.write_usage(state, HOME.did, "import", 9, 5)  # another direction is never listed
+    for first, last in [
+        (0, 0),
+        (9, 10),
+        (8, 11),
+        (99, 100),
+        (50, 150),
+        (999, 1000),
+        (0, 10**20 - 1),
+        (12, 98),
+        (5, 3),
+    ]:
+        expected = [(k, k + 1) for k in intervals if first <= k <= last]
+        assert keeper.usage_range(state, HOME.did, "export", first, last) == expected, (first, last)
