@@ -723,4 +723,7 @@ def test_readme_example_runs() -> None:
     readme = (Path(__file__).resolve().parents[2] / "src/autarky/modules/market/README.md").read_text()
     match = re.search(r"## Example.*?```python\n(.*?)```", readme, re.DOTALL)
     assert match is not None
-    exec(compile(match.group(1), "market/README.md", "exec"), {})
+    namespace: dict[str, Any] = {}
+    exec(compile(match.group(1), "market/README.md", "exec"), namespace)
+    chain = namespace["chain"]
+    assert chain.replay().root == chain.root  # the real modules replay to the same state root
