@@ -1,9 +1,14 @@
-"""The dashboard the node serves at ``/`` and the offline API reference at ``/docs``.
+"""The dashboard the node serves at ``/`` and ``/economy``, and the offline API reference at ``/docs``.
 
 Both are Jinja2 templates (``templates/``) with plain CSS and vanilla JavaScript (``static/``) that
 ship in the package: nothing is loaded from another host at run time, and a Content-Security-Policy
 says so to the browser. The page is rendered with the current state on the server, then kept live
 by ``static/dashboard.js`` from ``/api/v1/events`` (EventSource) and periodic reads of the API.
+
+``/economy`` (``templates/economy.html``, ``static/economy.js``) shows the machine economy: the energy
+market's order book and clearing-price chart, oracle feeds, leases, data offers, jobs and open escrow.
+It reads the module APIs (``/api/v1/market|oracle|lease|data|jobs/...``) and ``/economy/escrow``,
+the one summary no API route gives: every open escrow lock counted and summed, per asset and holder.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from typing import Any
 
 import jinja2
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from autarky.modules.escrow import keeper as escrow_keeper
+from autarky.modules.market import MarketModule
 from autarky.node.node import Node
 from autarky.web import views
 
@@ -62,6 +69,34 @@ async def dashboard_context(node: Node) -> dict[str, Any]:
     }
 
 
+def escrow_summary(node: Node) -> dict[str, Any]:
+    """Every open escrow lock counted and summed: ``count``, ``total`` per asset, and per ``holder``
+    (the module that may release it: market, lease, jobs, data, oracle; ``escrow`` for user locks)."""
+    total: dict[str, int] = {}
+    holders: dict[str, dict[str, Any]] = {}
+    locks = escrow_keeper.all_locks(node.state)
+    for lock in locks:
+        total[lock.asset] = total.get(lock.asset, 0) + lock.amount
+        holder = holders.setdefault(lock.holder, {"count": 0, "total": {}})
+        holder["count"] += 1
+        holder["total"][lock.asset] = holder["total"].get(lock.asset, 0) + lock.amount
+    return {
+        "count": len(locks),
+        "total": dict(sorted(total.items())),
+        "holders": {name: holders[name] for name in sorted(holders)},
+        "height": node.height,
+    }
+
+
+def economy_context(node: Node) -> dict[str, Any]:
+    """What ``/economy`` shows when first rendered: the chain and the market's zones (the rest the
+    page reads from the API at once)."""
+    market = node.app.module("market")
+    assert isinstance(market, MarketModule)
+    zones = [zone.name for zone in market.zones(node.state)]
+    return {"status": node.status(), "zones": zones, "escrow": escrow_summary(node)}
+
+
 def install_dashboard(app: FastAPI) -> None:
     templates = _templates()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
@@ -71,6 +106,18 @@ def install_dashboard(app: FastAPI) -> None:
         node: Node = request.app.state.node
         context = await dashboard_context(node)
         return templates.TemplateResponse(request, "index.html", context, headers=_PAGE_HEADERS)
+
+    @app.get("/economy", include_in_schema=False, response_class=HTMLResponse)
+    async def economy(request: Request) -> HTMLResponse:
+        node: Node = request.app.state.node
+        return templates.TemplateResponse(
+            request, "economy.html", economy_context(node), headers=_PAGE_HEADERS
+        )
+
+    @app.get("/economy/escrow", include_in_schema=False)
+    async def economy_escrow(request: Request) -> JSONResponse:
+        node: Node = request.app.state.node
+        return JSONResponse(escrow_summary(node), headers={"Cache-Control": "no-store"})
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     async def api_reference(request: Request) -> HTMLResponse:
