@@ -263,6 +263,7 @@ def _open_cluster(workspace: Workspace, port: int) -> LocalAutarkyCluster:
     """The workspace's cluster, created on first use with the demo genesis (operator funded)."""
     from autarky.cluster import LocalAutarkyCluster
     from autarky.cluster.local import CLUSTER_FILE
+    from autarky.demo.economy import economy_genesis
     from autarky.demo.fleet import OWNER
     from autarky.demo.workspace import OWNER_SUPPLY
     from autarky.node.genesis import DEFAULT_ASSET
@@ -281,6 +282,7 @@ def _open_cluster(workspace: Workspace, port: int) -> LocalAutarkyCluster:
         genesis_identities=[{"did": owner, "kind": "operator", "metadata": {"name": OWNER}}],
         genesis_time_ms=workspace.created_ms,
         api_ports=api_ports,
+        genesis_modules=economy_genesis(),
     )
 
 

@@ -394,6 +394,7 @@ class LocalAutarkyCluster:
         replicas: int | None = None,
         genesis_identities: Sequence[Mapping[str, Any]] = (),
         genesis_time_ms: int | None = None,
+        genesis_modules: Mapping[str, Any] | None = None,
         api_ports: Sequence[int] = (),
     ) -> LocalAutarkyCluster:
         """Write the servers' configs, one genesis, every node's data directory and config. Starts nothing.
@@ -428,6 +429,7 @@ class LocalAutarkyCluster:
                 replicas=replicas,
                 genesis_identities=genesis_identities,
                 genesis_time_ms=genesis_time_ms,
+                genesis_modules=genesis_modules,
                 api_ports=api_ports,
             )
         except BaseException:
@@ -450,6 +452,7 @@ class LocalAutarkyCluster:
         genesis_identities: Sequence[Mapping[str, Any]],
         genesis_time_ms: int | None,
         api_ports: Sequence[int],
+        genesis_modules: Mapping[str, Any] | None = None,
     ) -> LocalAutarkyCluster:
         for existing in [base_dir / CLUSTER_FILE, base_dir / NATS_DIR] + [
             base_dir / f"node{index}" for index in range(nodes)
@@ -467,6 +470,7 @@ class LocalAutarkyCluster:
             allocations=list(genesis_extra_allocations),
             identities=list(genesis_identities),
             validators=[key.public_key.raw for key in node_keys],
+            modules=genesis_modules,
         )
         nats = LocalCluster.create(base_dir / NATS_DIR, servers)
         node_processes = []

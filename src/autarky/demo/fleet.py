@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autarky.crypto.keys import SigningKey
+from autarky.demo.economy import SiteEconomy
 from autarky.modules.bank import messages as bank
 from autarky.web.client import AutarkyClient, ClientError, Submission
 
@@ -244,7 +245,10 @@ class Fleet:
         rate: float = 4.0,
         seed: int | None = None,
         log: Callable[[str], None] = lambda _: None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
+        """``clock_ms``: the site's clock for the economy's intervals (default the wall clock; a test
+        passes the node's virtual clock)."""
         self.client = client
         self.keys = dict(keys)
         self.rate = rate
@@ -255,6 +259,9 @@ class Fleet:
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._broker = SigningKey.generate().did  # a data broker the farm controller is not allowed to pay
+        self.economy = SiteEconomy(client, self.keys, OWNER, self.random, log)
+        if clock_ms is not None:
+            self.economy.clock_ms = clock_ms
 
     def did(self, name: str) -> str:
         return self.keys[name].did
@@ -290,6 +297,17 @@ class Fleet:
                 raise RuntimeError(f"registering {spec.name} failed: {result.code} {result.detail}")
             registered += 1
             self.log(f"registered {spec.name} ({spec.kind}) with guardrails, funded {spec.funding} {ASSET}")
+        for planned in await self.economy.bootstrap():
+            result = await self.client.submit_messages(self.keys[planned.machine], planned.messages)
+            if not (result.committed and result.ok):
+                raise RuntimeError(f"{planned.machine} {planned.what} failed: {result.code} {result.detail}")
+            if planned.messages[0]["type"] == "data/offer":
+                self.economy.offer_placed(result.tx_hash)
+            self.log(f"{planned.machine} {planned.what}")
+        for planned in self.economy.baselines():  # after the registrations above have committed
+            result = await self.client.submit_messages(self.keys[planned.machine], planned.messages)
+            if not (result.committed and result.ok):
+                raise RuntimeError(f"{planned.machine} {planned.what} failed: {result.code} {result.detail}")
         return registered
 
     async def refresh_balances(self) -> None:
@@ -439,6 +457,8 @@ class Fleet:
         while not stop.is_set():
             if loop.time() >= next_balances:
                 await self.refresh_balances()
+                for planned in await self.economy.due(self._busy):
+                    self._start(Action(planned.machine, planned.messages, planned.what))
                 next_balances = loop.time() + 1.0
             action = self._maintenance() or self._trade()
             if action is not None:

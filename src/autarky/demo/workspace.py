@@ -25,6 +25,7 @@ from typing import Any
 
 from autarky.crypto.keys import SigningKey
 from autarky.crypto.keystore import create_keystore, load_keystore
+from autarky.demo.economy import economy_genesis
 from autarky.node.errors import ConfigError
 from autarky.node.genesis import DEFAULT_ASSET, dev_genesis
 from autarky.node.node import DB_FILE, init_data_dir
@@ -113,6 +114,7 @@ def _create(root: Path, names: list[str], owner: str) -> Workspace:
         time_ms=workspace.created_ms,
         allocations=[(workspace.did(owner), DEFAULT_ASSET, OWNER_SUPPLY)],
         identities=[{"did": workspace.did(owner), "kind": "operator", "metadata": {"name": owner}}],
+        modules=economy_genesis(),
     )
     init_data_dir(workspace.node_dir, genesis)
     # The marker goes last: a workspace whose creation was interrupted is not mistaken for a good one.

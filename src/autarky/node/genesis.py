@@ -70,8 +70,12 @@ def dev_genesis(
     fee_asset: str = DEFAULT_ASSET,
     assets: Iterable[str] = (),
     validators: Iterable[bytes] = (),
+    modules: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A genesis for a development or demo chain, checked before it is returned.
+
+    ``modules`` adds further module sections to ``app_state`` (e.g. ``metering`` and ``market``
+    settings; ``identity``, ``bank`` and ``validators`` come from the other arguments).
 
     ``allocations`` fund accounts at block 0 (several allocations to one account and asset are
     added up); ``identities`` are identity-module accounts registered at block 0 (see
@@ -102,6 +106,10 @@ def dev_genesis(
     }
     if validator_keys:
         genesis["app_state"]["validators"] = {"validators": validator_keys}
+    for name, section in (modules or {}).items():
+        if name in genesis["app_state"]:
+            raise GenesisError(f"module section {name!r} is built from dev_genesis's own arguments")
+        genesis["app_state"][name] = section
     check_genesis(genesis)
     return genesis
 
