@@ -173,6 +173,10 @@ class EscrowModule(Module):
         """The open locks naming ``account`` as a beneficiary."""
         return keeper.locks_for(state, account)
 
+    def locks_held_by(self, state: StateReader, holder: str) -> list[Lock]:
+        """Every open lock ``holder`` controls, in id order (a scan of all locks: for invariants)."""
+        return [lock for lock in keeper.all_locks(state) if lock.holder == holder]
+
     @staticmethod
     def _held(state: StateReader, lock_id: bytes, holder: str) -> Lock:
         lock = keeper.get(state, lock_id)
