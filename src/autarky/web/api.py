@@ -24,6 +24,8 @@ Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autark
     GET  /api/v1/oracle/feeds[/{feed}[/rounds]]   oracle feeds, latest value and fresh flag, rounds
     GET  /api/v1/data/offers[/{id}], /data/purchases[/{id}]?account=   data market offers and sales
     GET  /api/v1/metering/meters, /usage, /bills, /tariffs/{infra}, /params   meters, energy, bills
+    GET  /api/v1/lease/offers[/{id}], /lease/leases[/{id}]?account=, /params   leases and their slots
+    GET  /api/v1/jobs[/{id}]?status=&account=, /jobs/params   maintenance and other jobs
     GET  /api/v1/events                Server-Sent Events (blocks, transactions)
     POST /api/v1/admin/checkpoint      fold the state log into the base table (X-API-Key)
     GET  /healthz  /readyz  /metrics   liveness, readiness, Prometheus text
@@ -884,5 +886,11 @@ def create_app(
     from autarky.web import api_metering
 
     app.include_router(api_metering.router)
+    from autarky.web import api_lease
+
+    app.include_router(api_lease.router)
+    from autarky.web import api_jobs
+
+    app.include_router(api_jobs.router)
     install_dashboard(app)
     return app

@@ -803,6 +803,65 @@ class AutarkyClient:
         tariff: dict[str, Any] | None = document["tariff"]
         return tariff
 
+    async def lease_offers(
+        self,
+        provider: str | None = None,
+        kind: str | None = None,
+        include_withdrawn: bool = False,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Lease offers, newest first, each with its resource's open ``reservations``; ``total``."""
+        params: dict[str, str | int] = {"limit": limit, "all": "true" if include_withdrawn else "false"}
+        if provider is not None:
+            params["provider"] = provider
+        if kind is not None:
+            params["kind"] = kind
+        document: dict[str, Any] = await self._json("GET", "/api/v1/lease/offers", params=params)
+        return document
+
+    async def lease_offer(self, offer: bytes | str) -> dict[str, Any]:
+        offer_hex = offer.hex() if isinstance(offer, bytes) else offer
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/lease/offers/{offer_hex}")
+        return document
+
+    async def leases(self, account: str, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """Leases ``account`` rents or provides, newest first, each with its ``role``; ``total``."""
+        params: dict[str, str | int] = {"account": account, "limit": limit}
+        if status is not None:
+            params["status"] = status
+        document: dict[str, Any] = await self._json("GET", "/api/v1/lease/leases", params=params)
+        return document
+
+    async def lease(self, lease: bytes | str) -> dict[str, Any]:
+        lease_hex = lease.hex() if isinstance(lease, bytes) else lease
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/lease/leases/{lease_hex}")
+        return document
+
+    async def lease_params(self) -> dict[str, Any]:
+        document: dict[str, Any] = await self._json("GET", "/api/v1/lease/params")
+        return document
+
+    async def jobs(
+        self, status: str | None = None, account: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """Jobs, newest first (with ``account``: each with the account's ``role``); ``total``."""
+        params: dict[str, str | int] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        if account is not None:
+            params["account"] = account
+        document: dict[str, Any] = await self._json("GET", "/api/v1/jobs", params=params)
+        return document
+
+    async def job(self, job: bytes | str) -> dict[str, Any]:
+        job_hex = job.hex() if isinstance(job, bytes) else job
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/jobs/{job_hex}")
+        return document
+
+    async def jobs_params(self) -> dict[str, Any]:
+        document: dict[str, Any] = await self._json("GET", "/api/v1/jobs/params")
+        return document
+
 
 async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     """Server-Sent Events to dicts: the JSON ``data`` with ``type`` set from the event name."""
