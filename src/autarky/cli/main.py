@@ -137,6 +137,12 @@ def _register() -> None:
     from autarky.cli import meter
 
     app.add_typer(meter.app, name="meter")
+    from autarky.cli import lease
+
+    app.add_typer(lease.app, name="lease")
+    from autarky.cli import jobs
+
+    app.add_typer(jobs.app, name="jobs")
 
 
 _register()
