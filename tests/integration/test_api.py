@@ -302,6 +302,7 @@ def test_an_account_never_seen_answers_with_sequence_zero(live_node: LiveNode) -
         "guardrails": None,
         "window_spent": {},
         "frozen": False,
+        "escrow": {"paid": [], "beneficiary": []},
     }
 
 
