@@ -505,3 +505,10 @@ def test_readme_example_runs() -> None:
     example = text.split("## Example", 1)[1]
     (code,) = re.findall(r"```python\n(.*?)```", example, flags=re.DOTALL)[:1]
     exec(compile(code, str(README), "exec"), {})
+
+
+def test_the_guides_machine_example_runs() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs/jobs.md"
+    text = guide.read_text(encoding="utf-8").split("## A machine posting its own jobs", 1)[1]
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)[:1]
+    exec(compile(code, str(guide), "exec"), {})
