@@ -441,6 +441,13 @@ def test_genesis_parameters() -> None:
             from_genesis(bad)
 
 
+def orphan_lock(state: Overlay, lock_id: bytes) -> None:
+    """A copy of an open lock under another id: a lock the module holds but no record names."""
+    lock = escrow_keeper.get(state, lock_id)
+    assert lock is not None
+    escrow_keeper.create(state, dataclasses.replace(lock, id=b"\x09" * 32, locked=lock.amount))
+
+
 def test_invariants_catch_corruption(world: World) -> None:
     job_id = world.attested()
     closed = world.post()
@@ -468,6 +475,7 @@ def test_invariants_catch_corruption(world: World) -> None:
         "closed sums": rewrite(world.job(closed), refunded=299),
         "closed outcome": rewrite(world.job(closed), outcome="paid"),
         "lock drained": drain,
+        "orphan lock": lambda state: orphan_lock(state, job.lock),
         "malformed": lambda state: state.set_obj(key, {"poster": LATHE.did}),
         "status index": lambda state: state.delete(keeper.by_status_key("attested", job_id)),
         "account index": lambda state: state.set_obj(keeper.by_account_key(STRANGER.did, job_id), "poster"),

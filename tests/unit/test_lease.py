@@ -734,6 +734,13 @@ def test_parameters_are_copied_into_the_lease() -> None:
 # Invariants find what they claim to find; replay; the spec's tables
 
 
+def orphan_lock(state: Overlay, lock_id: bytes) -> None:
+    """A copy of an open lock under another id: a lock the module holds but no record names."""
+    lock = escrow_keeper.get(state, lock_id)
+    assert lock is not None
+    escrow_keeper.create(state, dataclasses.replace(lock, id=b"\x09" * 32, locked=lock.amount))
+
+
 def test_invariants_catch_corruption(world: World) -> None:
     start = world.now + 10_000
     _, lease_id = confirmed_lease(world, start, periods=4)
@@ -770,6 +777,7 @@ def test_invariants_catch_corruption(world: World) -> None:
         "due missing": lambda state: state.delete(keeper.due_key(record.due_ms, lease_id)),  # type: ignore[arg-type]
         "account index": lambda state: state.delete(keeper.by_account_key(ROBOT.did, lease_id)),
         "offer index": lambda state: state.set_obj(keeper.offers_of_key(STATION.did, b"\x07" * 32), "x"),
+        "orphan lock": lambda state: orphan_lock(state, record.lock),
         "overlap": lambda state: state.set_obj(
             keeper.lease_key(b"\x08" * 32), dataclasses.replace(record, id=b"\x08" * 32).to_cbor()
         ),

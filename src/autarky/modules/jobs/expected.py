@@ -57,8 +57,8 @@ class EscrowKeeper(Protocol):
 
     def get(self, state: StateReader, lock_id: bytes) -> LockView | None: ...
 
-    def locks_of(self, state: StateReader, account: str) -> Sequence[LockView]:
-        """The open locks ``account`` pays (for the orphan check of the invariants)."""
+    def locks_held_by(self, state: StateReader, holder: str) -> Sequence[LockView]:
+        """Every open lock ``holder`` controls (for the orphan check of the invariants)."""
         ...
 
 

@@ -7,8 +7,7 @@
 3. The money adds up: an open job has paid and refunded nothing; a closed job has an outcome and
    ``paid + refunded == bounty`` (all to the provider for "paid", all back for a refund outcome).
 4. Escrow agrees: an open job has a live lock held by ``jobs``, paid by the poster, in its asset,
-   holding the whole bounty; a closed job's lock is gone; no lock held by ``jobs`` and paid by a
-   poster is orphaned.
+   holding the whole bounty; a closed job's lock is gone; no lock held by ``jobs`` is orphaned.
 5. The indexes agree with the records both ways: ``by_account`` (poster, named attesters, arbiter,
    provider), ``by_status`` and ``due`` (exactly the open jobs, at ``records.next_due``).
 
@@ -113,12 +112,11 @@ def _escrow_problems(state: StateReader, escrow: EscrowKeeper, job: JobRecord) -
 
 def _orphan_problems(state: StateReader, escrow: EscrowKeeper, jobs: dict[bytes, JobRecord]) -> list[str]:
     open_locks = {job.lock for job in jobs.values() if job.status != CLOSED}
-    problems: list[str] = []
-    for poster in sorted({job.poster for job in jobs.values()}):
-        for lock in escrow.locks_of(state, poster):
-            if lock.holder == HOLDER and lock.id not in open_locks:
-                problems.append(f"lock {lock.id.hex()} held by jobs is no open job's")
-    return problems
+    return [
+        f"lock {lock.id.hex()} held by jobs is no open job's"
+        for lock in escrow.locks_held_by(state, HOLDER)
+        if lock.id not in open_locks
+    ]
 
 
 def _index_problems(state: StateReader, jobs: dict[bytes, JobRecord]) -> list[str]:

@@ -9,7 +9,7 @@
    claim covers unsettled periods of the lease.
 3. Escrow agrees: an open lease has a live lock held by ``lease``, paid by its renter, in its asset,
    holding exactly what the lease expects; a closed lease's lock is gone (released or refunded);
-   no lock held by ``lease`` and paid by one of the module's renters is orphaned.
+   no lock held by ``lease`` is orphaned (every one belongs to an open lease).
 4. The indexes agree with the records both ways: ``by_account`` (renter and provider of every
    lease), ``slot`` (exactly the open leases, holding their end), ``due`` (exactly the open leases, at
    ``schedule.next_due``).
@@ -140,13 +140,11 @@ def _escrow_problems(state: StateReader, escrow: EscrowKeeper, lease: LeaseRecor
 
 def _orphan_problems(state: StateReader, escrow: EscrowKeeper, leases: dict[bytes, LeaseRecord]) -> list[str]:
     open_locks = {lease.lock for lease in leases.values() if lease.status != CLOSED}
-    renters = sorted({lease.renter for lease in leases.values()})
-    problems: list[str] = []
-    for renter in renters:
-        for lock in escrow.locks_of(state, renter):
-            if lock.holder == HOLDER and lock.id not in open_locks:
-                problems.append(f"lock {lock.id.hex()} held by lease is no open lease's")
-    return problems
+    return [
+        f"lock {lock.id.hex()} held by lease is no open lease's"
+        for lock in escrow.locks_held_by(state, HOLDER)
+        if lock.id not in open_locks
+    ]
 
 
 def _index_problems(state: StateReader, leases: dict[bytes, LeaseRecord]) -> list[str]:
