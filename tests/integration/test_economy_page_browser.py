@@ -322,12 +322,14 @@ def test_the_economy_page_shows_the_market_and_the_machine_economy_live(
     expect(page.get_by_test_id("escrow-count")).to_have_text(str(summary["count"]))
     expect(page.get_by_test_id("escrow-total")).to_have_text(f"{summary['total']['aut']} aut")
     expect(page.locator('[data-testid="escrow-row"][data-holder="lease"]')).to_contain_text("120 aut")
-    if live.http.get("/api/v1/lease/offers").status_code == 200:
-        expect(page.get_by_test_id("lease-offers")).to_contain_text("ev-charger-1")
-        expect(page.get_by_test_id("lease-offers")).to_contain_text("40 aut / 1 h")
-        expect(page.locator('[data-testid="lease-row"][data-status="reserved"]')).to_have_count(1)
-    else:
-        expect(page.get_by_test_id("lease-offers")).to_contain_text("no lease API")
+    lease_offers = page.get_by_test_id("lease-offer-row")
+    expect(lease_offers).to_have_count(1)
+    expect(lease_offers.first).to_contain_text("ev-charger-1 (charger)")
+    expect(lease_offers.first).to_contain_text("40 aut / 1 h")
+    expect(lease_offers.first).to_contain_text("uptime ≥ 99%")
+    reserved = page.locator('[data-testid="lease-row"][data-status="reserved"]')
+    expect(reserved).to_have_count(1)
+    expect(reserved).to_contain_text("ev-charger-1")
     data_rows = page.get_by_test_id("data-row")
     expect(data_rows).to_have_count(2)
     expect(page.locator('[data-testid="data-row"][data-approved="true"]')).to_contain_text("irradiance")
@@ -337,13 +339,11 @@ def test_the_economy_page_shows_the_market_and_the_machine_economy_live(
     expect(unchecked).to_contain_text("attestation missing")
     expect(unchecked.locator("[data-code]")).to_have_attribute("data-code", "data.attestation_missing")
     expect(data_rows.first).to_contain_text("CC-BY-4.0")
-    if live.http.get("/api/v1/jobs").status_code == 200:
-        expect(page.get_by_test_id("job-row")).to_have_count(2)
-        expect(page.get_by_test_id("jobs-counts")).to_contain_text(
-            "1 open · 1 accepted · 0 attested · 0 paid"
-        )
-    else:
-        expect(page.get_by_test_id("jobs-body")).to_contain_text("no jobs API")
+    expect(page.get_by_test_id("job-row")).to_have_count(2)
+    expect(page.get_by_test_id("jobs-counts")).to_have_text("1 open · 1 accepted · 0 attested · 0 paid")
+    accepted = page.locator('[data-testid="job-row"][data-status="accepted"]')
+    expect(accepted).to_contain_text("maintenance")
+    expect(accepted).to_contain_text("500 aut")
 
     screenshot = tmp_path / "economy.png"
     page.screenshot(path=str(screenshot), full_page=True)

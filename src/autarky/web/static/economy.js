@@ -443,7 +443,7 @@
       }
       const leases = [...seen.values()].sort((a, b) => (a.status === "closed") - (b.status === "closed") || b.start_ms - a.start_ms);
       const active = leases.filter((l) => l.status !== "closed").length;
-      $("leases-note").textContent = offers.length + " offers · " + active + " reserved or active";
+      $("leases-note").textContent = offers.length + (offers.length === 1 ? " offer · " : " offers · ") + active + " reserved or active";
       if (!leases.length) placeholder(leasesBody, 6, "No leases.");
       else leasesBody.replaceChildren(...leases.map((l) => el("tr", { "data-testid": "lease-row", "data-status": l.status }, [
         el("td", { text: l.resource }),
@@ -514,7 +514,7 @@
       return;
     }
     try {
-      const jobs = listOf(await getJson("/api/v1/jobs"), "jobs");
+      const jobs = listOf(await getJson("/api/v1/jobs?limit=500"), "jobs");
       const counts = new Map();
       for (const job of jobs) counts.set(jobState(job), (counts.get(jobState(job)) || 0) + 1);
       const named = ["open", "accepted", "attested", "paid"].map((state) => (counts.get(state) || 0) + " " + state);
