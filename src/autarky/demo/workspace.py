@@ -25,7 +25,6 @@ from typing import Any
 
 from autarky.crypto.keys import SigningKey
 from autarky.crypto.keystore import create_keystore, load_keystore
-from autarky.demo.economy import economy_genesis
 from autarky.node.errors import ConfigError
 from autarky.node.genesis import DEFAULT_ASSET, dev_genesis
 from autarky.node.node import DB_FILE, init_data_dir
@@ -109,6 +108,8 @@ def _create(root: Path, names: list[str], owner: str) -> Workspace:
         key = SigningKey.generate()
         create_keystore(workspace.keys_dir / f"{name}.json", key, insecure_demo=True, label=name)
         workspace.keys[name] = key
+    from autarky.demo.economy import economy_genesis  # imports the HTTP client: only when creating
+
     genesis = dev_genesis(
         workspace.chain_id,
         time_ms=workspace.created_ms,
