@@ -16,7 +16,6 @@ node you trust with ``--node-key``), never taken from what the node says.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +27,7 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import OperationFailed, UsageProblem
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_duration_ms, parse_hex32
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
@@ -47,37 +47,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 NodeKeyOpt = Annotated[
     str | None,
     typer.Option("--node-key", help="The did:key of the node you trust (default: what the node says)."),
 ]
-
-_DURATION = re.compile(r"(\d+)(ms|[smhd]?)")
-_UNIT_MS = {"ms": 1, "": 1000, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_duration_ms(text: str, option: str) -> int:
-    """``90`` or ``90s``, ``500ms``, ``30m``, ``2h``, ``7d`` in milliseconds."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise UsageProblem(f"{option}: {text!r} is not a duration such as 90s, 30m, 1h or 7d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
-def _id(text: str, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UsageProblem(f"{text[:80]!r} is not {what} (64 hex characters)")
-    return raw
 
 
 def _now_ms() -> int:
@@ -229,7 +202,7 @@ def offer(
             raise UsageProblem(f"--require {entry!r}: write CLAIM=ISSUER, e.g. calibration/v1=lab")
         requirements.append((claim, ring.resolve(issuer)))
     period_ms = None if period is None else parse_duration_ms(period, "--period")
-    digest = None if content_hash is None else _id(content_hash, "a content hash")
+    digest = None if content_hash is None else parse_hex32(content_hash, "a content hash")
     message = data.offer(
         kind=kind,
         name=name,
@@ -268,7 +241,7 @@ def withdraw(
     Example:  autarky data withdraw 5c1e…9a --seller station
     """
     output.set_json_mode(json_out)
-    raw = _id(offer_id, "an offer id")
+    raw = parse_hex32(offer_id, "an offer id")
     account, key = _unlock(seller, Secrets(password_file, key_file))
     result = run(send_tx(account, key, [data.withdraw(raw)], fee=fee))
     output.emit(
@@ -339,7 +312,7 @@ def show(
     Example:  autarky data show 5c1e…9a
     """
     output.set_json_mode(json_out)
-    raw = _id(offer_id, "an offer id")
+    raw = parse_hex32(offer_id, "an offer id")
 
     async def fetch() -> dict[str, Any]:
         async with connect() as client:
@@ -435,7 +408,7 @@ def buy(
     Example:  autarky data buy 5c1e…9a --buyer tractor --periods 2 --licence CC-BY-4.0
     """
     output.set_json_mode(json_out)
-    raw = _id(offer_id, "an offer id")
+    raw = parse_hex32(offer_id, "an offer id")
     if (periods is None) == (items is None):
         raise UsageProblem("give --periods or --items (one of them)")
     account, key = _unlock(buyer, Secrets(password_file, key_file))
@@ -508,7 +481,7 @@ def purchases(
     if account is None and offer_id is None:
         raise UsageProblem("give --account, --offer or both")
     did = None if account is None else current().keyring.resolve(account)
-    raw = None if offer_id is None else _id(offer_id, "an offer id")
+    raw = None if offer_id is None else parse_hex32(offer_id, "an offer id")
 
     async def fetch() -> dict[str, Any]:
         async with connect() as client:
@@ -557,7 +530,7 @@ def deliver_key(
     Example:  autarky data deliver-key 9b2d…41 --seller station --key weather.key --out key-for-tractor.cose
     """
     output.set_json_mode(json_out)
-    raw = _id(purchase_id, "a purchase id")
+    raw = parse_hex32(purchase_id, "a purchase id")
     content_key = _read_key(key)
     ttl_ms = parse_duration_ms(ttl, "--ttl")
     account, signing_key = _unlock(seller, Secrets(password_file, key_file))
@@ -730,7 +703,7 @@ def acknowledge(
     Example:  autarky data ack 9b2d…41 --buyer tractor --key-hash 7bd9…1f
     """
     output.set_json_mode(json_out)
-    raw, digest = _id(purchase_id, "a purchase id"), _id(key_hash, "a key hash")
+    raw, digest = parse_hex32(purchase_id, "a purchase id"), parse_hex32(key_hash, "a key hash")
     account, key = _unlock(buyer, Secrets(password_file, key_file))
     result = run(send_tx(account, key, [data.ack_delivery(raw, digest)], fee=fee))
     output.emit(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +16,7 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import FeeOpt, FromOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_hex32
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.modules.escrow import keeper as escrow_keeper
 from autarky.modules.escrow import messages as escrow
@@ -25,13 +25,6 @@ app = typer.Typer(
     help="Escrow: lock funds under conditions, release, refund, list locks.", no_args_is_help=True
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
-FromOpt = Annotated[str, typer.Option("--from", help="Local name of the signing identity.")]
 LockOpt = Annotated[str, typer.Option("--lock", help="The lock id (64 hex characters).")]
 
 _DURATION = re.compile(r"(\d+)([smhd]?)")
@@ -44,16 +37,6 @@ def parse_duration_ms(text: str) -> int:
     if match is None or int(match.group(1)) == 0:
         raise UsageProblem(f"{text!r} is not a duration such as 90s, 30m, 2h or 7d")
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
-def _lock_id(text: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UsageProblem(f"{text[:80]!r} is not a lock id (64 hex characters)")
-    return raw
 
 
 @app.command("lock")
@@ -126,7 +109,7 @@ def release(
     output.set_json_mode(json_out)
     ring = current().keyring
     identity, key = ring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    message = escrow.release(_lock_id(lock_id), ring.resolve(to), amount)
+    message = escrow.release(parse_hex32(lock_id, "a lock id"), ring.resolve(to), amount)
     result = run(send_tx(identity.account, key, [message], fee=fee))
     output.emit(
         {"lock": lock_id, "amount": amount, **result},
@@ -151,7 +134,7 @@ def refund(
     """
     output.set_json_mode(json_out)
     identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    result = run(send_tx(identity.account, key, [escrow.refund(_lock_id(lock_id))], fee=fee))
+    result = run(send_tx(identity.account, key, [escrow.refund(parse_hex32(lock_id, "a lock id"))], fee=fee))
     output.emit(
         {"lock": lock_id, **result},
         lambda: output.stdout.print(f"[bold green]refunded[/]\n  {tx_summary(result)}"),

@@ -18,6 +18,7 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import NodeUnreachable, TxRefused, UsageProblem
 from autarky.cli.keyring import Identity, Secrets, protection_from_options
+from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt
 from autarky.cli.remote import account_json, connect, send_tx, tx_summary
 from autarky.crypto.did import public_key_from_did
 from autarky.crypto.keys import SigningKey
@@ -30,12 +31,9 @@ app = typer.Typer(
     help="Identities: keys on this computer, and machines registered on the ledger.", no_args_is_help=True
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 PasswordFileOpt = Annotated[
     Path | None, typer.Option("--password-file", help="Read the keystore password from this file.")
 ]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 ByOwnerOpt = Annotated[
     str | None,
     typer.Option("--by-owner", help="Sign as this owner (a local name) instead of as the account."),

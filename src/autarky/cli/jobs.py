@@ -19,7 +19,17 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
-from autarky.cli.lease import evidence_hash, iso, parse_id, parse_time_ms
+from autarky.cli.lease import evidence_hash
+from autarky.cli.options import (
+    FeeOpt,
+    FromOpt,
+    JsonOpt,
+    KeyFileOpt,
+    PasswordFileOpt,
+    iso,
+    parse_hex32,
+    parse_time_ms,
+)
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.modules.jobs import keeper as jobs_keeper
 from autarky.modules.jobs import messages as jobs
@@ -31,13 +41,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
-FromOpt = Annotated[str, typer.Option("--from", help="Local name of the signing identity.")]
 JobArg = Annotated[str, typer.Argument(help="The job id (64 hex characters).", metavar="JOB")]
 EvidenceOpt = Annotated[str | None, typer.Option("--evidence", help="Evidence text (its SHA-256 is sent).")]
 EvidenceFileOpt = Annotated[
@@ -123,7 +126,7 @@ def _simple(verb: str, build: Any) -> Any:
         json_out: JsonOpt = False,
     ) -> None:
         output.set_json_mode(json_out)
-        result = _send(sender, build(parse_id(job_id, "job")), fee, password_file, key_file)
+        result = _send(sender, build(parse_hex32(job_id, "a job id")), fee, password_file, key_file)
         output.emit(
             {"job": job_id, **result},
             lambda: output.stdout.print(f"[bold green]{verb}[/] job {job_id}\n  {tx_summary(result)}"),
@@ -167,7 +170,9 @@ def complete(
     """
     output.set_json_mode(json_out)
     digest = evidence_hash(evidence, evidence_file, evidence_hash_hex)
-    result = _send(sender, jobs.complete(parse_id(job_id, "job"), digest), fee, password_file, key_file)
+    result = _send(
+        sender, jobs.complete(parse_hex32(job_id, "a job id"), digest), fee, password_file, key_file
+    )
     output.emit(
         {"job": job_id, "evidence": digest.hex(), **result},
         lambda: output.stdout.print(
@@ -196,7 +201,7 @@ def attest(
     """
     output.set_json_mode(json_out)
     digest = evidence_hash(evidence, evidence_file, evidence_hash_hex)
-    result = _send(sender, jobs.attest(parse_id(job_id, "job"), digest), fee, password_file, key_file)
+    result = _send(sender, jobs.attest(parse_hex32(job_id, "a job id"), digest), fee, password_file, key_file)
     output.emit(
         {"job": job_id, "evidence": digest.hex(), **result},
         lambda: output.stdout.print(f"[bold green]attested[/] job {job_id}\n  {tx_summary(result)}"),
@@ -221,7 +226,7 @@ def resolve(
     """
     output.set_json_mode(json_out)
     result = _send(
-        sender, jobs.resolve(parse_id(job_id, "job"), provider_amount), fee, password_file, key_file
+        sender, jobs.resolve(parse_hex32(job_id, "a job id"), provider_amount), fee, password_file, key_file
     )
     output.emit(
         {"job": job_id, "provider_amount": provider_amount, **result},
@@ -287,7 +292,7 @@ def show(job_id: JobArg, json_out: JsonOpt = False) -> None:
     Example:  autarky jobs show 4f2a…9b --json
     """
     output.set_json_mode(json_out)
-    raw = parse_id(job_id, "job")
+    raw = parse_hex32(job_id, "a job id")
 
     async def fetch() -> dict[str, Any]:
         async with connect() as client:

@@ -9,9 +9,6 @@ clock) or an ISO 8601 date-time. Periods are given as durations (``60s``, ``15m`
 
 from __future__ import annotations
 
-import re
-import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +19,17 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import (
+    FeeOpt,
+    FromOpt,
+    JsonOpt,
+    KeyFileOpt,
+    PasswordFileOpt,
+    iso,
+    parse_duration_ms,
+    parse_hex32,
+    parse_time_ms,
+)
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
@@ -34,58 +42,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
-FromOpt = Annotated[str, typer.Option("--from", help="Local name of the signing identity.")]
 LeaseArg = Annotated[str, typer.Argument(help="The lease id (64 hex characters).", metavar="LEASE")]
 OfferArg = Annotated[str, typer.Argument(help="The offer id (64 hex characters).", metavar="OFFER")]
 PrintIdOpt = Annotated[bool, typer.Option("--print-id", help="Print only the new id (for scripts).")]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)?")
-_UNIT_MS = {None: 1000, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_duration_ms(text: str, option: str) -> int:
-    """``90`` or ``90s``, ``500ms``, ``15m``, ``2h``, ``7d`` in milliseconds (at least 1 ms)."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise UsageProblem(f"{option} {text!r} is not a duration such as 90s, 15m, 2h or 7d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
-def parse_time_ms(text: str, option: str) -> int:
-    """``now``, ``+DURATION`` from now, milliseconds since the epoch, or an ISO 8601 date-time (UTC
-    unless it names an offset)."""
-    text = text.strip()
-    if text == "now":
-        return time.time_ns() // 1_000_000
-    if text.startswith("+"):
-        return time.time_ns() // 1_000_000 + parse_duration_ms(text[1:], option)
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageProblem(
-            f"{option} {text!r} is not a time: use now, +5m, milliseconds since the epoch or ISO 8601"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def iso(time_ms: int | None) -> str:
-    if time_ms is None:
-        return "-"
-    try:
-        return (_EPOCH + timedelta(milliseconds=time_ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except OverflowError:
-        return f"{time_ms} ms"
 
 
 def duration(ms: int) -> str:
@@ -94,16 +53,6 @@ def duration(ms: int) -> str:
         if ms and ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
-
-
-def parse_id(text: str, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UsageProblem(f"{text[:80]!r} is not a {what} id (64 hex characters)")
-    return raw
 
 
 def evidence_hash(text: str | None, file: Path | None, digest: str | None) -> bytes:
@@ -119,7 +68,7 @@ def evidence_hash(text: str | None, file: Path | None, digest: str | None) -> by
         except OSError as exc:
             raise UsageProblem(f"cannot read {file}: {exc.strerror}") from None
     assert digest is not None
-    return parse_id(digest, "evidence hash")
+    return parse_hex32(digest, "an evidence hash")
 
 
 def _unlock(sender: str, password_file: Path | None, key_file: Path | None) -> tuple[str, SigningKey]:
@@ -213,7 +162,9 @@ def withdraw(
     Example:  autarky lease withdraw --from station 5be1…04
     """
     output.set_json_mode(json_out)
-    result = _send(sender, lease.withdraw_offer(parse_id(offer_id, "offer")), fee, password_file, key_file)
+    result = _send(
+        sender, lease.withdraw_offer(parse_hex32(offer_id, "an offer id")), fee, password_file, key_file
+    )
     output.emit(
         {"offer": offer_id, **result},
         lambda: output.stdout.print(f"[bold green]withdrawn[/] offer {offer_id}\n  {tx_summary(result)}"),
@@ -299,7 +250,11 @@ def reserve(
     output.set_json_mode(json_out)
     start_ms = parse_time_ms(start, "--start")
     result = _send(
-        sender, lease.reserve(parse_id(offer_id, "offer"), start_ms, periods), fee, password_file, key_file
+        sender,
+        lease.reserve(parse_hex32(offer_id, "an offer id"), start_ms, periods),
+        fee,
+        password_file,
+        key_file,
     )
     lease_id = lease_keeper.new_lease_id(bytes.fromhex(result["tx_hash"]), 0).hex()
     if print_id and not json_out:
@@ -324,7 +279,7 @@ def _simple(verb: str, build: Any) -> Any:
         json_out: JsonOpt = False,
     ) -> None:
         output.set_json_mode(json_out)
-        result = _send(sender, build(parse_id(lease_id, "lease")), fee, password_file, key_file)
+        result = _send(sender, build(parse_hex32(lease_id, "a lease id")), fee, password_file, key_file)
         output.emit(
             {"lease": lease_id, **result},
             lambda: output.stdout.print(f"[bold green]{verb}[/] lease {lease_id}\n  {tx_summary(result)}"),
@@ -382,7 +337,7 @@ def report_breach(
     """
     output.set_json_mode(json_out)
     digest = evidence_hash(evidence, evidence_file, evidence_hash_hex)
-    message = lease.report_breach(parse_id(lease_id, "lease"), first, periods, metric, digest)
+    message = lease.report_breach(parse_hex32(lease_id, "a lease id"), first, periods, metric, digest)
     result = _send(sender, message, fee, password_file, key_file)
     output.emit(
         {"lease": lease_id, "first_period": first, "periods": periods, "evidence": digest.hex(), **result},
@@ -411,7 +366,7 @@ def judge(
     """
     output.set_json_mode(json_out)
     result = _send(
-        sender, lease.judge_breach(parse_id(lease_id, "lease"), upheld), fee, password_file, key_file
+        sender, lease.judge_breach(parse_hex32(lease_id, "a lease id"), upheld), fee, password_file, key_file
     )
     verdict = "upheld" if upheld else "rejected"
     output.emit(
@@ -481,7 +436,7 @@ def show(lease_id: LeaseArg, json_out: JsonOpt = False) -> None:
     Example:  autarky lease show 9c0f…e1 --json
     """
     output.set_json_mode(json_out)
-    raw = parse_id(lease_id, "lease")
+    raw = parse_hex32(lease_id, "a lease id")
 
     async def fetch() -> dict[str, Any]:
         async with connect() as client:

@@ -11,7 +11,6 @@ units of the zone's asset per energy unit; quantities integer energy units (Wh b
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +20,7 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_hex32
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.modules.market import keeper as market_keeper
 from autarky.modules.market import messages as market
@@ -32,12 +32,6 @@ app = typer.Typer(
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 ZoneOpt = Annotated[str, typer.Option("--zone", help="The market zone (see `autarky market zones`).")]
 FromOpt = Annotated[str, typer.Option("--from", help="Local name of the trading identity (signs).")]
 IntervalOpt = Annotated[
@@ -190,7 +184,7 @@ def cancel(
     Example:  autarky market cancel 3f2a…c9 --from house
     """
     output.set_json_mode(json_out)
-    order_id = _order_id(order)
+    order_id = parse_hex32(order, "an order id")
     identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
     result = run(send_tx(identity.account, key, [market.cancel(order_id)], fee=fee))
     document = {"order": order_id.hex(), **result}
@@ -198,16 +192,6 @@ def cancel(
         document,
         lambda: output.stdout.print(f"[bold green]cancelled[/] {order_id.hex()}\n  {tx_summary(result)}"),
     )
-
-
-def _order_id(text: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UsageProblem(f"{text[:80]!r} is not an order id (64 hex characters)")
-    return raw
 
 
 # -- reads ------------------------------------------------------------------------------------------
@@ -355,7 +339,7 @@ def order(
     Example:  autarky market order 3f2a…c9 --json
     """
     output.set_json_mode(json_out)
-    raw = _order_id(order_id)
+    raw = parse_hex32(order_id, "an order id")
 
     async def fetch() -> dict[str, Any]:
         async with connect() as client:

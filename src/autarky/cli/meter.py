@@ -20,6 +20,7 @@ from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.escrow import parse_duration_ms
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_hex32
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.crypto.keys import SigningKey
 from autarky.modules.metering import messages as metering
@@ -29,12 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 MeterArg = Annotated[str, typer.Argument(help="The meter: a local name or a did:key.", metavar="METER")]
 AccountArg = Annotated[str, typer.Argument(help="An account: a local name or a did:key.", metavar="ACCOUNT")]
 DirectionOpt = Annotated[
@@ -50,16 +45,6 @@ def _direction(direction: str) -> str:
     if direction not in metering.DIRECTIONS:
         raise UsageProblem(f"--direction is 'export' or 'import', not {direction!r}")
     return direction
-
-
-def _lock_id(text: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != metering.LOCK_ID_BYTES:
-        raise UsageProblem(f"{text[:80]!r} is not a deposit's lock id (64 hex characters)")
-    return raw
 
 
 def _now_ms() -> int:
@@ -456,7 +441,14 @@ def withdraw(
     """
     output.set_json_mode(json_out)
     identity, key = current().keyring.unlock(sender, _secrets(password_file, key_file))
-    result = run(send_tx(identity.account, key, [metering.withdraw(_lock_id(lock), amount)], fee=fee))
+    result = run(
+        send_tx(
+            identity.account,
+            key,
+            [metering.withdraw(parse_hex32(lock, "a deposit's lock id"), amount)],
+            fee=fee,
+        )
+    )
     events = (result.get("receipt") or {}).get("events") or []
     taken: dict[str, Any] = next((e["attributes"] for e in events if e["type"] == "metering.withdrawn"), {})
     output.emit(

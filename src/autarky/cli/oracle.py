@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +21,7 @@ from autarky.cli.context import current, run
 from autarky.cli.errors import OperationFailed, UsageProblem
 from autarky.cli.escrow import parse_duration_ms
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt
 from autarky.cli.remote import connect, send_tx, tx_summary
 from autarky.modules.oracle import messages as oracle
 
@@ -30,12 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 FeedArg = Annotated[str, typer.Argument(help="The feed name, e.g. grid-price/zone-a.", metavar="FEED")]
 ReporterOpt = Annotated[
     list[str], typer.Option("--reporter", help="A reporter (local name or did:key); repeat for each.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +12,7 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
+from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt
 from autarky.cli.remote import account_json, connect, send_tx, tx_summary
 from autarky.crypto.keys import SigningKey
 from autarky.modules.bank import messages as bank
@@ -38,12 +38,6 @@ guardrails_app = typer.Typer(
 )
 app.add_typer(guardrails_app, name="guardrails")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read keystore passwords from this file.")
-]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
-FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 OwnerOpt = Annotated[
     str, typer.Option("--owner", help="Local name of the machine's registered owner (signs).")
 ]
