@@ -101,7 +101,8 @@ class SiteEconomy:
         self.reported_for = -1
         self.offer_id: bytes | None = None
         self.bought = False
-        self.acknowledged: set[str] = set()
+        self.data_done = False
+        """The weather purchase is acknowledged (or was made in an earlier run): stop asking."""
         self.needs_baseline: list[str] = []
         self.trades = 0
 
@@ -284,7 +285,7 @@ class SiteEconomy:
     async def _data_purchase(self, busy: set[str]) -> list[Planned]:
         """Buy a period of the weather stream once; when the purchase waits for its key, the sensor
         seals the key to the farm and the farm acknowledges it (releasing the payment)."""
-        if self.offer_id is None or "farm-controller" in busy or "weather-sensor" in busy:
+        if self.offer_id is None or self.data_done or "farm-controller" in busy or "weather-sensor" in busy:
             return []
         farm = self.did("farm-controller")
         try:
@@ -294,11 +295,11 @@ class SiteEconomy:
         waiting = [p for p in purchases if p.get("status") == "open" and p.get("buyer") == farm]
         if waiting:
             purchase = waiting[0]
-            if purchase["id"] in self.acknowledged:
-                return []
-            self.acknowledged.add(purchase["id"])
+            self.data_done = True
             return [self.deliver_key(bytes.fromhex(purchase["id"]), bytes.fromhex(purchase["grant"]))]
-        if not self.bought and not purchases:
+        if purchases:  # bought in an earlier run of this workspace
+            self.data_done = True
+        elif not self.bought:
             self.bought = True
             return [
                 Planned(
