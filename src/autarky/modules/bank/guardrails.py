@@ -168,6 +168,17 @@ def guarded_debit(
     tx_debits[asset] = tx_total
 
 
+def check_allowlist(guard: dict[str, Any], payer: str, counterparty: str) -> None:
+    """``bank.counterparty_not_allowed`` when ``guard`` has an allowlist without ``counterparty``.
+
+    Module accounts (the fee collector, escrow) are always allowed: value paid into one leaves it
+    only under that module's rules (escrow/lock checks its beneficiaries with this same function).
+    """
+    allowlist = guard["allowlist"]
+    if allowlist is not None and not keeper.is_module_account(counterparty) and counterparty not in allowlist:
+        raise COUNTERPARTY_NOT_ALLOWED(f"{counterparty} is not in the allowlist of {payer}")
+
+
 def _check_guardrails(
     ctx: TxContext,
     identity: IdentityKeeper,
@@ -178,11 +189,7 @@ def _check_guardrails(
     tx_total: int,
     counterparty: str,
 ) -> None:
-    allowlist = guard["allowlist"]
-    # Module accounts (the fee collector, escrow) are always allowed: value paid into one leaves it
-    # only under that module's rules (escrow/lock checks its beneficiaries against this allowlist).
-    if allowlist is not None and not keeper.is_module_account(counterparty) and counterparty not in allowlist:
-        raise COUNTERPARTY_NOT_ALLOWED(f"{counterparty} is not in the allowlist of {payer}")
+    check_allowlist(guard, payer, counterparty)
     limits = limits_for(guard, asset)
     if limits is None:
         return

@@ -12,7 +12,7 @@ from autarky.modules.bank import handlers, keeper, messages
 from autarky.modules.bank.errors import INSUFFICIENT_FUNDS, UNKNOWN_ASSET
 from autarky.modules.bank.expected import IdentityKeeper, PolicyKeeper
 from autarky.modules.bank.genesis import init_genesis
-from autarky.modules.bank.guardrails import guarded_debit
+from autarky.modules.bank.guardrails import check_allowlist, guarded_debit
 from autarky.modules.bank.invariants import invariants
 
 
@@ -74,11 +74,12 @@ class BankModule(Module):
         assert keeper.is_module_account(module_account) and module_account != to
         keeper.transfer(state, module_account, to, asset, amount)
 
-    def counterparty_allowed(self, state: StateReader, payer: str, counterparty: str) -> bool:
-        """Whether ``payer``'s guardrails let it pay ``counterparty`` (True without an allowlist)."""
+    def check_counterparty(self, state: StateReader, payer: str, counterparty: str) -> None:
+        """``bank.counterparty_not_allowed`` when ``payer``'s guardrails may not pay ``counterparty``
+        (the allowlist check of every guarded debit, alone)."""
         guard = keeper.guardrails(state, payer)
-        allowlist = None if guard is None else guard["allowlist"]
-        return allowlist is None or counterparty in allowlist
+        if guard is not None:
+            check_allowlist(guard, payer, counterparty)
 
     def balance(self, state: StateReader, account: str, asset: str) -> int:
         return keeper.balance(state, account, asset)

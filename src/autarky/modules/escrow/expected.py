@@ -19,8 +19,8 @@ class BankKeeper(Protocol):
         """Move funds out of a module account (the caller checked its own rules)."""
         ...
 
-    def counterparty_allowed(self, state: StateReader, payer: str, counterparty: str) -> bool:
-        """Whether ``payer``'s allowlist (if any) names ``counterparty``."""
+    def check_counterparty(self, state: StateReader, payer: str, counterparty: str) -> None:
+        """``bank.counterparty_not_allowed`` when ``payer``'s allowlist (if any) lacks ``counterparty``."""
         ...
 
     def balance(self, state: StateReader, account: str, asset: str) -> int: ...

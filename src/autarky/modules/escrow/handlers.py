@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autarky.crypto.did import is_did_key
-from autarky.ledger.errors import ErrorCode
 from autarky.ledger.router import TxContext
 from autarky.modules.escrow import keeper
 from autarky.modules.escrow.errors import (
@@ -30,11 +29,6 @@ if TYPE_CHECKING:
 MAX_BENEFICIARIES = 16
 MAX_PURPOSE = 64
 
-COUNTERPARTY_NOT_ALLOWED = ErrorCode(
-    "bank.counterparty_not_allowed", "the payer's guardrail allowlist does not include the counterparty"
-)
-"""The bank's code (same string), raised here for a beneficiary a guarded payer may not pay."""
-
 
 def lock(ctx: TxContext, escrow: EscrowModule, msg: LockMsg) -> None:
     """``escrow/lock``. Codes in order: ``escrow.invalid_beneficiaries``, ``escrow.invalid_arbiter``,
@@ -55,8 +49,7 @@ def lock(ctx: TxContext, escrow: EscrowModule, msg: LockMsg) -> None:
     if len(msg.purpose) > MAX_PURPOSE:
         raise INVALID_PURPOSE(f"purpose of {len(msg.purpose)} characters; at most {MAX_PURPOSE}")
     for beneficiary in beneficiaries:
-        if not escrow.bank.counterparty_allowed(ctx.state, sender, beneficiary):
-            raise COUNTERPARTY_NOT_ALLOWED(f"{beneficiary} is not in the allowlist of {sender}")
+        escrow.bank.check_counterparty(ctx.state, sender, beneficiary)
     escrow.lock(
         ctx,
         asset=msg.asset,
