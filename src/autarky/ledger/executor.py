@@ -144,7 +144,8 @@ def execute_tx(
     message_state = tx_state.child()
     ctx.state = message_state
     try:
-        for message in tx.body.messages:
+        for position, message in enumerate(tx.body.messages):
+            ctx.message_index = position
             app.route(message).handle(ctx, message)
     except TxError as exc:
         tx_state.commit()

@@ -71,7 +71,7 @@ class Authenticator(Protocol):
 class TxContext:
     """What a handler sees of the transaction it runs in."""
 
-    __slots__ = ("app", "env", "events", "scope", "scratch", "state", "tx")
+    __slots__ = ("app", "env", "events", "message_index", "scope", "scratch", "state", "tx")
 
     def __init__(self, state: Overlay, env: BlockEnv, tx: SignedTx, scope: KeyScope, app: App) -> None:
         self.state = state
@@ -81,6 +81,9 @@ class TxContext:
         self.app = app
         self.events: list[Event] = []
         self.scratch: dict[str, Any] = {}
+        self.message_index = -1
+        """The 0-based position in the body of the message being handled (set by the executor):
+        modules derive the ids of what a message creates from ``(tx.hash, message_index)``."""
 
     @property
     def sender(self) -> str:

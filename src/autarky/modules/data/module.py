@@ -7,7 +7,7 @@ travels off the ledger, in a signed and encrypted message (``autarky.messaging.k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from autarky.ledger.block import Event
@@ -56,11 +56,11 @@ class DataModule(Module):
     def handle(self, ctx: TxContext, message: Mapping[str, Any]) -> None:
         message_type = message["type"]
         if message_type == OFFER:
-            handlers.offer(ctx, parse_offer(message), self._new_id(ctx, message, keeper.new_offer_id))
+            handlers.offer(ctx, parse_offer(message), keeper.new_offer_id(ctx.tx.hash, ctx.message_index))
         elif message_type == WITHDRAW:
             handlers.withdraw(ctx, parse_withdraw(message))
         elif message_type == BUY:
-            purchase_id = self._new_id(ctx, message, keeper.new_purchase_id)
+            purchase_id = keeper.new_purchase_id(ctx.tx.hash, ctx.message_index)
             handlers.buy(ctx, self.escrow, self.policy, parse_buy(message), purchase_id)
         elif message_type == ACK_DELIVERY:
             handlers.ack_delivery(ctx, self.escrow, parse_ack_delivery(message))
@@ -72,17 +72,6 @@ class DataModule(Module):
 
     def invariants(self, state: StateReader) -> list[str]:
         return check_invariants(state, self.escrow, self.policy)
-
-    @staticmethod
-    def _new_id(ctx: TxContext, message: Mapping[str, Any], make: Callable[[bytes, int], bytes]) -> bytes:
-        """The id of the offer or purchase ``message`` creates, from the transaction hash and the
-        message's index in the body (found by identity, as the executor hands each message object
-        to its module in order)."""
-        messages = ctx.tx.body.messages
-        for index, candidate in enumerate(messages):
-            if candidate is message:
-                return make(ctx.tx.hash, index)
-        raise AssertionError("a data message that is not in its transaction's body")
 
     # -- Queries (read-only) ---------------------------------------------------------------------------
 

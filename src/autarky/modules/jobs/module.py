@@ -19,9 +19,6 @@ from autarky.modules.jobs.invariants import check_invariants
 from autarky.modules.jobs.params import Params, from_genesis
 from autarky.modules.jobs.records import JobRecord
 
-_NEXT_INDEX = "jobs.next_message_index"
-"""``ctx.scratch`` key: where to start looking for the next message's index in the transaction."""
-
 
 class JobsModule(Module):
     name: ClassVar[str] = "jobs"
@@ -43,7 +40,7 @@ class JobsModule(Module):
     def handle(self, ctx: TxContext, message: Mapping[str, Any]) -> None:
         msg = messages.parse(message, ctx.sender)
         if isinstance(msg, messages.Post):
-            job_id = keeper.new_job_id(ctx.tx.hash, self._message_index(ctx, message))
+            job_id = keeper.new_job_id(ctx.tx.hash, ctx.message_index)
             handlers.post(ctx, self.escrow, self.identity, keeper.params(ctx.state), msg, job_id)
         elif isinstance(msg, messages.Cancel):
             handlers.cancel(ctx, self.escrow, self.identity, msg)
@@ -63,19 +60,6 @@ class JobsModule(Module):
 
     def invariants(self, state: StateReader) -> list[str]:
         return check_invariants(state, self.escrow)
-
-    @staticmethod
-    def _message_index(ctx: TxContext, message: Mapping[str, Any]) -> int:
-        """The 0-based index of ``message`` in its transaction (found by identity, searching on from
-        the previous jobs message of the transaction: the executor hands each message object of the
-        body to its module in order)."""
-        body = ctx.tx.body.messages
-        start: int = ctx.scratch.get(_NEXT_INDEX, 0)
-        for index in range(start, len(body)):
-            if body[index] is message:
-                ctx.scratch[_NEXT_INDEX] = index + 1
-                return index
-        raise AssertionError("a jobs message that is not in its transaction's body")
 
     # -- Queries (API, agents, other modules) -----------------------------------------------------------
 

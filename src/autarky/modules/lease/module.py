@@ -19,9 +19,6 @@ from autarky.modules.lease.invariants import check_invariants
 from autarky.modules.lease.params import Params, from_genesis
 from autarky.modules.lease.records import LeaseRecord, OfferRecord
 
-_NEXT_INDEX = "lease.next_message_index"
-"""``ctx.scratch`` key: where to start looking for the next message's index in the transaction."""
-
 
 class LeaseModule(Module):
     name: ClassVar[str] = "lease"
@@ -43,11 +40,11 @@ class LeaseModule(Module):
         params = keeper.params(ctx.state)
         msg = messages.parse(message, ctx.sender, params)
         if isinstance(msg, messages.Offer):
-            handlers.offer(ctx, msg, keeper.new_offer_id(ctx.tx.hash, self._message_index(ctx, message)))
+            handlers.offer(ctx, msg, keeper.new_offer_id(ctx.tx.hash, ctx.message_index))
         elif isinstance(msg, messages.WithdrawOffer):
             handlers.withdraw_offer(ctx, msg)
         elif isinstance(msg, messages.Reserve):
-            lease_id = keeper.new_lease_id(ctx.tx.hash, self._message_index(ctx, message))
+            lease_id = keeper.new_lease_id(ctx.tx.hash, ctx.message_index)
             handlers.reserve(ctx, self.escrow, params, msg, lease_id)
         elif isinstance(msg, messages.ConfirmStart):
             handlers.confirm_start(ctx, self.escrow, msg)
@@ -65,19 +62,6 @@ class LeaseModule(Module):
 
     def invariants(self, state: StateReader) -> list[str]:
         return check_invariants(state, self.escrow)
-
-    @staticmethod
-    def _message_index(ctx: TxContext, message: Mapping[str, Any]) -> int:
-        """The 0-based index of ``message`` in its transaction (the executor hands each message object
-        of the body to its module in order, so it is found by identity, searching on from the
-        previous lease message of the transaction)."""
-        body = ctx.tx.body.messages
-        start: int = ctx.scratch.get(_NEXT_INDEX, 0)
-        for index in range(start, len(body)):
-            if body[index] is message:
-                ctx.scratch[_NEXT_INDEX] = index + 1
-                return index
-        raise AssertionError("a lease message that is not in its transaction's body")
 
     # -- Queries (API, other modules) -------------------------------------------------------------------
 

@@ -19,9 +19,6 @@ from autarky.modules.market.invariants import check_invariants
 from autarky.modules.market.keeper import ClearingRecord, OrderRecord, Params, Zone
 from autarky.modules.market.messages import CANCEL, MESSAGE_TYPES, parse_cancel, parse_order
 
-_NEXT_INDEX = "market.next_message_index"
-"""``ctx.scratch`` key: where to start looking for the next message's index in the transaction."""
-
 
 class MarketModule(Module):
     name: ClassVar[str] = "market"
@@ -44,28 +41,15 @@ class MarketModule(Module):
             handlers.cancel(ctx, self.escrow, self.metering, parse_cancel(message))
         else:
             msg = parse_order(message)
-            handlers.place_order(ctx, self.escrow, self.metering, msg, self._new_order_id(ctx, message))
+            handlers.place_order(
+                ctx, self.escrow, self.metering, msg, keeper.new_order_id(ctx.tx.hash, ctx.message_index)
+            )
 
     def end_block(self, state: Overlay, env: BlockEnv) -> list[Event]:
         return end_block.run(state, env, self.escrow, self.metering, self.oracle)
 
     def invariants(self, state: StateReader) -> list[str]:
         return check_invariants(state, self.escrow)
-
-    @staticmethod
-    def _new_order_id(ctx: TxContext, message: Mapping[str, Any]) -> bytes:
-        """The id of the order ``message`` places: from the transaction hash and the message's index.
-
-        The executor hands each message object of the body to its module in order, so the index is
-        found by identity, searching on from the previous market message of the transaction.
-        """
-        messages = ctx.tx.body.messages
-        start: int = ctx.scratch.get(_NEXT_INDEX, 0)
-        for index in range(start, len(messages)):
-            if messages[index] is message:
-                ctx.scratch[_NEXT_INDEX] = index + 1
-                return keeper.new_order_id(ctx.tx.hash, index)
-        raise AssertionError("a market message that is not in its transaction's body")
 
     # -- Queries (API, CLI, other code) ---------------------------------------------------------------
 

@@ -34,9 +34,6 @@ from autarky.modules.policy.messages import (
     parse_revoke,
 )
 
-_NEXT_INDEX = "policy.next_message_index"
-"""``ctx.scratch`` key: where to start looking for the next message's index in the transaction."""
-
 ISSUED_GRANT_ID_TAG = "autarky/policy/issued-grant-id"
 
 
@@ -68,9 +65,13 @@ class PolicyModule(Module):
     def handle(self, ctx: TxContext, message: Mapping[str, Any]) -> None:
         message_type = message["type"]
         if message_type == GRANT:
-            handlers.grant(ctx, parse_grant(message, ctx.sender), self._new_grant_id(ctx, message))
+            handlers.grant(
+                ctx, parse_grant(message, ctx.sender), keeper.new_grant_id(ctx.tx.hash, ctx.message_index)
+            )
         elif message_type == DELEGATE:
-            handlers.delegate(ctx, parse_delegate(message, ctx.sender), self._new_grant_id(ctx, message))
+            handlers.delegate(
+                ctx, parse_delegate(message, ctx.sender), keeper.new_grant_id(ctx.tx.hash, ctx.message_index)
+            )
         elif message_type == REVOKE:
             handlers.revoke(ctx, self.identity, parse_revoke(message))
         else:
@@ -78,21 +79,6 @@ class PolicyModule(Module):
 
     def invariants(self, state: StateReader) -> list[str]:
         return check_invariants(state)
-
-    @staticmethod
-    def _new_grant_id(ctx: TxContext, message: Mapping[str, Any]) -> bytes:
-        """The id of the grant ``message`` creates: from the transaction hash and the message's index.
-
-        The executor hands each message object of the body to its module in order, so the index is
-        found by identity, searching on from the previous policy message of the transaction.
-        """
-        messages = ctx.tx.body.messages
-        start: int = ctx.scratch.get(_NEXT_INDEX, 0)
-        for index in range(start, len(messages)):
-            if messages[index] is message:
-                ctx.scratch[_NEXT_INDEX] = index + 1
-                return keeper.new_grant_id(ctx.tx.hash, index)
-        raise AssertionError("a policy message that is not in its transaction's body")
 
     # -- Narrow interface for other modules -----------------------------------------------------------
 
