@@ -2,8 +2,8 @@
 
 Layers, low to high (a package may import its own layer and lower ones, never a higher one)::
 
-    encoding < crypto < ledger < modules < engines < messaging < verify < sim < node < web < cluster
-             < demo < bench < cli
+    encoding < crypto < ledger < modules < world < models < provenance < engines < messaging < verify
+             < sim < node < web < agent < cluster < scenarios < demo < bench < cli
 
 ``autarky/config.py`` belongs to the ``node`` layer. ``autarky/__init__.py`` (the public facade) may
 import anything, and so counts as the top: a layered package that imports ``autarky`` itself, or a
@@ -47,13 +47,18 @@ LAYERS = (
     "crypto",
     "ledger",
     "modules",
+    "world",  # the simulated physical world (numpy): no ledger writes, no I/O
+    "models",  # embedded decision models and their content-addressed files
+    "provenance",  # off-chain decision records and their checks
     "engines",
     "messaging",
     "verify",
     "sim",
     "node",
     "web",
+    "agent",  # machines as agents: over a node's HTTP API or an in-process chain
     "cluster",
+    "scenarios",  # whole economies of agents on a virtual clock (autarky sim run)
     "demo",
     "bench",
     "cli",
