@@ -15,10 +15,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autarky.ledger.block import BlockHeader, Receipt
-from autarky.ledger.executor import BlockResult, execute_block, execute_genesis, sequence_of
+from autarky.ledger.executor import (
+    BlockResult,
+    SignatureVerifier,
+    execute_block,
+    execute_genesis,
+    sequence_of,
+)
 from autarky.ledger.router import App, BlockEnv
 from autarky.ledger.smt import SparseMerkleTree
 from autarky.ledger.state import Overlay, SortedState
+from autarky.ledger.tx import SignedTx
 from autarky.modules import build_app
 
 
@@ -69,9 +76,17 @@ class Chain:
             last.hash,
         )
 
-    def execute(self, txs: Sequence[bytes], time_ms: int | None = None) -> tuple[Receipt, ...]:
-        result = execute_block(self.state, self.tree, self.next_env(time_ms), txs, self.app)
-        self.commit(result, tuple(txs))
+    def execute(
+        self,
+        txs: Sequence[bytes | SignedTx],
+        time_ms: int | None = None,
+        verifier: SignatureVerifier | None = None,
+    ) -> tuple[Receipt, ...]:
+        """Execute one block. ``txs`` may be raw bytes or the decoded transactions (a signer already
+        has them: decoding is a pure function of the bytes, so both give the same block);
+        ``verifier`` is the executor's (default: libsodium on every signature)."""
+        result = execute_block(self.state, self.tree, self.next_env(time_ms), txs, self.app, verifier)
+        self.commit(result, tuple(tx.raw if isinstance(tx, SignedTx) else tx for tx in txs))
         return result.receipts
 
     def commit(self, result: BlockResult, txs: tuple[bytes, ...]) -> None:
