@@ -13,6 +13,8 @@ import ctypes
 import ctypes.util
 import os
 import signal
+from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 
 from autarky.crypto.hashing import sha256
 from autarky.ledger.errors import BAD_SIGNATURE, TxError
@@ -59,3 +61,61 @@ def check_batch(raws: list[bytes], max_tx_bytes: int) -> list[Checked]:
             continue
         results.append(tx)
     return results
+
+
+def verify_batch(raws: list[bytes]) -> list[bool]:
+    """For each raw transaction: does it decode, and does every signature verify? Runs in a worker."""
+    verdicts: list[bool] = []
+    for raw in raws:
+        try:
+            tx = decode_tx(raw)
+        except TxError:
+            verdicts.append(False)
+            continue
+        verdicts.append(verify_signatures(tx))
+    return verdicts
+
+
+class PrefetchVerifier:
+    """The executor's :class:`~autarky.ledger.executor.SignatureVerifier`, with its work done ahead.
+
+    A producer that holds transactions before it executes them (a simulation's in-process ledger)
+    hands them to :meth:`prefetch` as they arrive; worker processes verify them on the other core
+    while the producer goes on. At execution :meth:`verify` answers from those results, waiting for
+    a batch still in flight, and verifies anything it was not given itself. The verdict is the same
+    as :class:`~autarky.ledger.executor.DirectVerifier`'s: the worker decodes the same bytes and runs
+    the same :func:`~autarky.ledger.executor.verify_signatures`.
+    """
+
+    def __init__(self, pool: Executor, batch_size: int = 512) -> None:
+        self._pool = pool
+        self._batch_size = batch_size
+        self._waiting: list[SignedTx] = []
+        self._in_flight: list[tuple[list[bytes], Future[list[bool]]]] = []
+        self._verdicts: dict[bytes, bool] = {}
+
+    def prefetch(self, txs: Iterable[SignedTx]) -> None:
+        for tx in txs:
+            self._waiting.append(tx)
+            if len(self._waiting) >= self._batch_size:
+                self._send()
+
+    def _send(self) -> None:
+        if self._waiting:
+            hashes = [tx.hash for tx in self._waiting]
+            future = self._pool.submit(verify_batch, [tx.raw for tx in self._waiting])
+            self._in_flight.append((hashes, future))
+            self._waiting = []
+
+    def verify(self, tx: SignedTx) -> bool:
+        verdict = self._verdicts.pop(tx.hash, None)
+        if verdict is None and (self._waiting or self._in_flight):
+            self._collect()
+            verdict = self._verdicts.pop(tx.hash, None)
+        return verify_signatures(tx) if verdict is None else verdict
+
+    def _collect(self) -> None:
+        self._send()
+        for hashes, future in self._in_flight:
+            self._verdicts.update(zip(hashes, future.result(), strict=True))
+        self._in_flight = []
