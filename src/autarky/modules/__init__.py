@@ -57,6 +57,10 @@ def build_app(fast_path: bool = True) -> App:
     from autarky.modules.data import DataModule
 
     modules.append(DataModule(escrow=escrow, policy=policy))
+    # [slot: provenance] (no money, no end_block: its place changes no other module's result)
+    from autarky.modules.provenance import ProvenanceModule
+
+    modules.append(ProvenanceModule(identity=identity))
     # [slot: escrow]
     modules.append(escrow)
     app = App(modules, authenticator=identity)
