@@ -17,6 +17,14 @@ from autarky.provenance.batch import (
     verify_record,
 )
 from autarky.provenance.chain import ChainError, DecisionChain, PendingBatch, verify_chain
+from autarky.provenance.explain import (
+    ChainLedgerView,
+    Check,
+    Explanation,
+    LedgerView,
+    explain,
+    training_data_bytes,
+)
 from autarky.provenance.records import (
     ALLOWED_KINDS,
     DECISION_TAG,
@@ -37,17 +45,23 @@ __all__ = [
     "ZERO_HASH",
     "BatchAnchor",
     "ChainError",
+    "ChainLedgerView",
+    "Check",
     "DecisionChain",
     "DecisionRecord",
     "DecisionStore",
+    "Explanation",
+    "LedgerView",
     "PendingBatch",
     "RecordError",
     "RecordProof",
     "batch_anchor",
     "batch_root",
+    "explain",
     "inputs_digest",
     "merkle_proof",
     "record_hash",
+    "training_data_bytes",
     "verify_chain",
     "verify_record",
 ]
