@@ -42,7 +42,7 @@ from autarky.ledger.merkle import merkle_root
 from autarky.ledger.router import App, BlockEnv, KeyScope, TxContext
 from autarky.ledger.smt import SparseMerkleTree
 from autarky.ledger.state import MappingState, Overlay, StateReader
-from autarky.ledger.tx import SignedTx, decode_tx
+from autarky.ledger.tx import SignedTx, TxBody, decode_tx, encode_signed
 
 SEQUENCE_PREFIX = "core/seq/"
 
@@ -205,3 +205,58 @@ def execute_genesis(genesis: Mapping[str, Any], app: App) -> BlockResult:
         chain_id, 0, env.prev_hash, env.time_ms, 0, merkle_root([]), result_root((), ()), tree.root
     )
     return BlockResult(header, (), (), changes, tree)
+
+
+# -- Pre-check -------------------------------------------------------------------------------------
+
+UNSIGNED_SIGNATURE = bytes(64)
+"""The placeholder signature of a transaction built for :func:`check_tx`; it never verifies."""
+
+
+class AcceptingVerifier:
+    """Accepts every transaction without looking at a signature: for :func:`check_tx` only."""
+
+    def verify(self, tx: SignedTx) -> bool:
+        return True
+
+
+ACCEPTING_VERIFIER = AcceptingVerifier()
+
+
+def unsigned_tx(
+    body: TxBody, signer_public_key: bytes, cosigners: Sequence[bytes] = (), body_bytes: bytes | None = None
+) -> SignedTx:
+    """``body`` as if signed by ``signer_public_key`` and ``cosigners`` (placeholder signatures).
+
+    ``body_bytes``: ``body.encode()`` if the caller has it already. The hash is not the hash the
+    signed transaction will have (the signatures are part of it), so ids a module derives from the
+    hash differ between a check and the real execution.
+    """
+    if body_bytes is None:
+        body_bytes = body.encode()
+    signatures = tuple((key, UNSIGNED_SIGNATURE) for key in (signer_public_key, *cosigners))
+    raw = encode_signed(body_bytes, signatures)
+    return SignedTx(body, body_bytes, signatures, raw, sha256(raw))
+
+
+def check_tx(
+    state: StateReader,
+    env: BlockEnv,
+    body: TxBody,
+    signer_public_key: bytes,
+    app: App,
+    cosigners: Sequence[bytes] = (),
+) -> Receipt:
+    """The receipt ``body`` would get if signed by these keys and executed in block ``env``.
+
+    Runs steps 2-9 of the precedence order (the module docstring) exactly as :func:`execute_tx`
+    does, on a throwaway overlay over ``state``, with a verifier that accepts every signature
+    (step 4 is skipped: nothing is signed yet; a machine checks before it signs). Nothing is
+    written to ``state``. What a check cannot know: the block the transaction will really land in
+    (its height, so ``core.expired`` and height-based windows; its time; and the transactions
+    before it, e.g. another one taking the same sequence number or spending the same funds), and
+    whether the real signatures will verify. Its ``tx_hash`` and the ids modules derive from it are
+    those of the unsigned placeholder, not of the signed transaction.
+    """
+    tx = unsigned_tx(body, signer_public_key, cosigners)
+    return execute_tx(Overlay(state), env, tx, 0, app, ACCEPTING_VERIFIER)

@@ -1,0 +1,437 @@
+"""A machine: an identity on the ledger that runs handlers and acts through a ledger port.
+
+::
+
+    machine = Machine(key, ledger)                # key: SigningKey (or Machine.from_keystore)
+
+    @machine.on_interval(period_ms=15 * 60_000)
+    async def trade(m: Machine) -> None:
+        decision = m.decide(policy, {"soc_wh": 5_000, "price": 2150})
+        await m.submit({"type": "market/order", ...}, decision=decision)
+
+    await machine.start()
+
+Every transaction goes through :meth:`Machine.submit`: it builds the body with the machine's own
+sequence counter, asks the ledger for a **pre-check** (the receipt it would get, see
+``autarky.ledger.executor.check_tx``), and only if that is ``ok`` signs and submits it; otherwise
+it raises :class:`~autarky.agent.errors.ActionRefused` with the refusal explained in words, and
+logs it. Nothing refused is ever signed.
+
+**Kill-switch.** The machine watches its own account: when its owner pauses it on the ledger
+(``identity/pause``) it stops acting, that is no handler runs and ``submit`` raises
+:class:`~autarky.agent.errors.MachinePaused`, until the owner resumes it; ``machine.paused`` tells,
+and the log says why.
+
+**Decisions.** ``decide(policy, inputs)`` runs a decision policy and returns a :class:`Decision`;
+``submit(..., decision=d)`` appends a decision record (``autarky.provenance.DecisionChain``) that
+names the transaction hash, and every ``anchor_every`` records or ``anchor_interval_ms`` the
+machine anchors its pending records on chain (``provenance/anchor_decisions``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from autarky.crypto.domains import Domain
+from autarky.crypto.hashing import sha256
+from autarky.crypto.keys import SigningKey
+from autarky.ledger.block import Receipt
+from autarky.ledger.tx import SignedTx, TxBody, encode_signed
+from autarky.provenance import DecisionChain, DecisionStore, inputs_digest
+
+from .clock import Clock, clock_for_running_loop
+from .errors import ActionRefused, MachinePaused, NotStarted, explain
+from .ledger import AccountView, LedgerEvent, LedgerPort
+from .skill import Skill, body_to_model, schema_of
+from .storage import MemoryStorage, Storage
+
+logger = logging.getLogger("autarky.agent")
+
+HOUR_MS = 3_600_000
+
+
+class DecisionPolicy(Protocol):
+    """What ``Machine.decide`` needs of a policy (``autarky.models.DecisionPolicy``)."""
+
+    name: str
+    model_hash: bytes | None
+
+    def decide(self, inputs: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A policy's output and what its decision record needs."""
+
+    policy: str
+    model: bytes | None
+    inputs: Mapping[str, Any]
+    inputs_digest: bytes
+    output: Any
+
+
+class Bus(Protocol):
+    def register(self, machine: Machine) -> None: ...
+
+    def unregister(self, machine: Machine) -> None: ...
+
+    async def send(self, machine: Machine, recipient: str, schema: str, body: Any) -> None: ...
+
+
+class Machine(Skill):
+    """An autonomous machine (see the module docstring)."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        ledger: LedgerPort,
+        *,
+        did: str | None = None,
+        name: str | None = None,
+        clock: Clock | None = None,
+        bus: Bus | None = None,
+        storage: Storage | None = None,
+        decisions: DecisionStore | None = None,
+        fee: int | None = None,
+        anchor_every: int = 256,
+        anchor_interval_ms: int = HOUR_MS,
+        log_size: int = 200,
+    ) -> None:
+        super().__init__(name or (did or key.did)[-8:])
+        self.key = key
+        self.public_key = key.public_key.raw
+        self.did = did or key.did
+        self.ledger = ledger
+        self.chain_id = ledger.chain_id
+        self.clock = clock
+        self.bus = bus
+        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        self.decision_store = decisions
+        self.decisions: DecisionChain | None = None
+        self.fee = fee
+        self.anchor_every = anchor_every
+        self.anchor_interval_ms = anchor_interval_ms
+        self.log: deque[tuple[int, str]] = deque(maxlen=log_size)
+        self.paused = False
+        self.paused_reason: str | None = None
+        self.started = False
+        self.refusals = 0
+        self.failures = 0
+        self.errors: list[BaseException] = []
+        self._tag = Domain.TRANSACTION
+        self._sequence = 0
+        self._inflight = 0
+        self._tasks: dict[asyncio.Task[Any], None] = {}  # an ordered set
+        self._unsubscribe: list[Any] = []
+        self._last_anchor_ms = 0
+        self._anchoring = False
+        self._anchor_disabled = False
+
+    @classmethod
+    def from_keystore(cls, path: str | Path, ledger: LedgerPort, *, password: str, **kwargs: Any) -> Machine:
+        """A machine whose key is read from a keystore file (``autarky.crypto.keystore``)."""
+        from autarky.crypto.keystore import load_keystore
+
+        return cls(load_keystore(path, password=password), ledger, **kwargs)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        assert self.clock is not None, "the clock is set when the machine starts"
+        return self.clock.now_ms()
+
+    async def start(self) -> None:
+        """Read the machine's account, subscribe, run ``on_start`` handlers, start the intervals."""
+        if self.started:
+            return
+        loop = asyncio.get_running_loop()
+        if self.clock is None:
+            self.clock = clock_for_running_loop()
+        ledger = self.ledger
+        attach = getattr(ledger, "attach", None)
+        if attach is not None:
+            attach(loop)
+        account = await ledger.account(self.did)
+        self._sequence = account.sequence
+        self._set_paused(account.status == "paused", account.paused_reason)
+        if self.fee is None:
+            self.fee = (await ledger.fee())[1]
+        if self.decision_store is not None:
+            self.decisions = DecisionChain.from_store(self.decision_store, self.did)
+        else:
+            self.decisions = DecisionChain(self.did)
+        self._last_anchor_ms = self.now_ms()
+        self._unsubscribe.append(ledger.subscribe("identity.paused", self._on_paused, ("did", self.did)))
+        self._unsubscribe.append(ledger.subscribe("identity.resumed", self._on_resumed, ("did", self.did)))
+        for handler in self.events:
+            self._unsubscribe.append(ledger.subscribe(handler.event_type, self._event_callback(handler)))
+        if self.bus is not None and self.messages:
+            self.bus.register(self)
+        self.started = True
+        for function, is_async in self.starts:
+            await self._call(function, is_async)
+        for interval in self.intervals:
+            self._tasks[loop.create_task(self._interval_loop(interval))] = None
+
+    async def stop(self) -> None:
+        """Cancel the machine's tasks and subscriptions."""
+        self.started = False
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self.bus is not None:
+            self.bus.unregister(self)
+        tasks, self._tasks = list(self._tasks), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.storage.flush()
+
+    def note(self, text: str, level: int = logging.INFO) -> None:
+        """A line in the machine's log (``machine.log``) and in the ``autarky.agent`` logger."""
+        now = self.clock.now_ms() if self.clock is not None else 0
+        self.log.append((now, text))
+        if logger.isEnabledFor(level):
+            logger.log(level, "%s %s", self.name, text)
+
+    # -- the kill-switch --------------------------------------------------------------------------
+
+    def _set_paused(self, paused: bool, reason: str | None) -> None:
+        if paused and not self.paused:
+            self.paused, self.paused_reason = True, reason
+            self.note(f"paused by its owner on the ledger: {reason or 'no reason given'}; not acting")
+        elif not paused and self.paused:
+            self.paused, self.paused_reason = False, None
+            self.note("resumed by its owner on the ledger; acting again")
+
+    def _on_paused(self, event: LedgerEvent) -> None:
+        self._set_paused(True, str(event.get("reason", "")))
+
+    def _on_resumed(self, event: LedgerEvent) -> None:
+        self._set_paused(False, None)
+
+    # -- running handlers -------------------------------------------------------------------------
+
+    async def _call(self, function: Any, is_async: bool, *args: Any) -> None:
+        try:
+            if is_async:
+                await function(self, *args)
+            else:
+                function(self, *args)
+        except ActionRefused:
+            pass  # already counted and logged by submit
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a handler's bug must not stop the machine
+            self.failures += 1
+            self.errors.append(exc)
+            self.note(f"handler {getattr(function, '__name__', function)} failed: {exc!r}", logging.WARNING)
+
+    async def _interval_loop(self, interval: Any) -> None:
+        period, offset = interval.period_ms, interval.offset_ms
+        now = self.now_ms()
+        due = now + (offset - now) % period
+        while True:
+            delay = due - self.now_ms()
+            if delay > 0:
+                await asyncio.sleep(delay / 1000)
+            if not self.paused:
+                await self._call(interval.function, interval.is_async)
+            now = self.now_ms()
+            due += period
+            if due <= now:  # a handler that overran skips the intervals it missed
+                due = now + ((offset - now) % period or period)
+
+    def _event_callback(self, handler: Any) -> Any:
+        loop = asyncio.get_running_loop()
+
+        def callback(event: LedgerEvent) -> None:
+            if self.started and not self.paused:
+                self._spawn(loop, self._call(handler.function, handler.is_async, event))
+
+        return callback
+
+    def _spawn(self, loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
+        task = loop.create_task(coroutine)
+        self._tasks[task] = None
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+
+    async def deliver(self, sender: str, schema: str, body: Any) -> None:
+        """A verified message arrived (called by the bus): run its handler unless paused."""
+        handler = self.messages.get(schema)
+        if handler is None or not self.started or self.paused:
+            return
+        try:
+            message = body_to_model(handler.model, body)
+        except Exception as exc:
+            self.note(f"dropped a {schema} message from {sender}: {exc}", logging.WARNING)
+            return
+        await self._call(handler.function, handler.is_async, sender, message)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        *messages: Mapping[str, Any],
+        decision: Decision | None = None,
+        memo: str = "",
+        cosigners: Sequence[SigningKey] = (),
+        fee: int | None = None,
+    ) -> Receipt:
+        """Pre-check, sign, submit ``messages`` in one transaction and wait for its receipt.
+
+        Raises :class:`ActionRefused` (with an explanation) when the pre-check refuses, and
+        :class:`MachinePaused` while the owner has paused the machine; in both cases nothing is
+        signed. A committed failure is returned as its receipt (``receipt.ok`` False).
+        """
+        if not self.started:
+            raise NotStarted(f"{self.name}: await machine.start() first")
+        if self.paused:
+            raise self._refuse("core.account_paused", self.paused_reason or "", messages, decision)
+        body = TxBody(
+            self.chain_id,
+            self.did,
+            self._sequence,
+            self.fee if fee is None else fee,  # type: ignore[arg-type]
+            0,
+            tuple(dict(message) for message in messages),
+            memo,
+        )
+        try:
+            body_bytes = body.encode()
+        except TypeError as exc:  # a float, a set...: outside canonical CBOR
+            raise self._refuse(
+                "core.invalid_message", f"not canonical CBOR data: {exc}", messages, None
+            ) from exc
+        cosigner_keys = [key.public_key.raw for key in cosigners]
+        verdict = await self.ledger.check(body, self.public_key, cosigner_keys, body_bytes)
+        if not verdict.ok:
+            if verdict.code == "core.account_paused":
+                self._set_paused(True, verdict.detail)
+            raise self._refuse(verdict.code, verdict.detail, messages, decision)
+        tx = self._sign(body, body_bytes, cosigners)
+        self._sequence += 1
+        self._inflight += 1
+        try:
+            receipt = await self.ledger.submit(tx)
+        finally:
+            self._inflight -= 1
+        if not receipt.ok:
+            self.failures += 1
+            self.note(
+                f"transaction {tx.hash.hex()[:16]} failed on the ledger: {receipt.code} {receipt.detail}"
+            )
+            if self._inflight == 0:
+                self._sequence = await self.ledger.sequence(self.did)
+        if decision is not None:
+            self.record(decision, tx=tx.hash if receipt.ok else None)
+        return receipt
+
+    def _sign(self, body: TxBody, body_bytes: bytes, cosigners: Sequence[SigningKey]) -> SignedTx:
+        # As ledger.tx.sign_tx, without decoding the result again: the body is ours and was checked.
+        signatures = [(self.public_key, self.key.sign(self._tag, body_bytes, self.chain_id))]
+        for cosigner in cosigners:
+            signatures.append((cosigner.public_key.raw, cosigner.sign(self._tag, body_bytes, self.chain_id)))
+        raw = encode_signed(body_bytes, signatures)
+        return SignedTx(body, body_bytes, tuple(signatures), raw, sha256(raw))
+
+    def _refuse(
+        self, code: str, detail: str, messages: Sequence[Mapping[str, Any]], decision: Decision | None
+    ) -> ActionRefused:
+        explanation = explain(code, detail, messages)
+        self.refusals += 1
+        self.note(f"refused before signing: {code}: {explanation}", logging.INFO)
+        if decision is not None and self.decisions is not None and code != "core.account_paused":
+            self.record(decision, tx=None)
+        error_type = MachinePaused if code == "core.account_paused" else ActionRefused
+        return error_type(code, detail, explanation)
+
+    async def send(self, recipient: str, message: Any) -> None:
+        """Send a message model to ``recipient`` over the machine's bus, in a signed envelope."""
+        from .skill import model_to_body
+
+        if self.bus is None:
+            raise NotStarted(f"{self.name} has no message bus")
+        if self.paused:
+            raise MachinePaused("core.account_paused", self.paused_reason or "", "the machine is paused")
+        await self.bus.send(self, recipient, schema_of(type(message)), model_to_body(message))
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def decide(self, policy: DecisionPolicy, inputs: Mapping[str, Any]) -> Decision:
+        """Run ``policy`` on ``inputs`` (a canonical map: ints, text, bytes, lists, maps)."""
+        output = policy.decide(inputs)
+        return Decision(policy.name, policy.model_hash, inputs, inputs_digest(inputs), output)
+
+    def record(self, decision: Decision, tx: bytes | None) -> None:
+        """Append a decision record (naming ``tx``) and anchor pending records when due."""
+        if self.decisions is None:
+            raise NotStarted(f"{self.name}: await machine.start() first")
+        allowed_by = {"kind": "guardrail", "ref": self.did} if tx is not None else {"kind": "none", "ref": ""}
+        self.decisions.append(
+            time_ms=self.now_ms(),
+            policy=decision.policy,
+            output=decision.output,
+            inputs=decision.inputs,
+            model=decision.model,
+            allowed_by=allowed_by,
+            tx=tx,
+        )
+        if self._anchor_due():
+            self._spawn(asyncio.get_running_loop(), self.anchor())
+
+    def _anchor_due(self) -> bool:
+        if self._anchoring or self._anchor_disabled or self.decisions is None:
+            return False
+        pending = self.decisions.pending_count
+        if pending == 0:
+            return False
+        return pending >= self.anchor_every or self.now_ms() - self._last_anchor_ms >= self.anchor_interval_ms
+
+    async def anchor(self) -> Receipt | None:
+        """Anchor the pending decision records on chain now (one batch); None if nothing is pending."""
+        if self.decisions is None:
+            return None
+        batch = self.decisions.pending_batch()
+        if batch is None:
+            return None
+        self._anchoring = True
+        try:
+            message = {"type": "provenance/anchor_decisions", **batch.message_fields(self.did)}
+            try:
+                receipt = await self.submit(message)
+            except ActionRefused as refusal:
+                if refusal.code == "core.unknown_message":
+                    self._anchor_disabled = True  # this chain has no provenance module
+                return None
+            if receipt.ok:
+                self.decisions.mark_anchored(batch.first_seq, len(batch.records))
+                self._last_anchor_ms = self.now_ms()
+            return receipt
+        finally:
+            self._anchoring = False
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    async def account(self) -> AccountView:
+        return await self.ledger.account(self.did)
+
+    async def balance(self, asset: str = "aut") -> int:
+        return await self.ledger.balance(self.did, asset)
+
+    @property
+    def sequence(self) -> int:
+        """The sequence number the machine's next transaction will carry."""
+        return self._sequence
