@@ -143,6 +143,10 @@ def _register() -> None:
     from autarky.cli import jobs
 
     app.add_typer(jobs.app, name="jobs")
+    from autarky.cli import decisions, provenance
+
+    app.add_typer(provenance.app, name="provenance")
+    app.add_typer(decisions.app, name="decisions")
 
 
 _register()

@@ -892,5 +892,8 @@ def create_app(
     from autarky.web import api_jobs
 
     app.include_router(api_jobs.router)
+    from autarky.web import api_provenance
+
+    app.include_router(api_provenance.router)
     install_dashboard(app)
     return app
