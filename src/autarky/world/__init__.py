@@ -37,8 +37,11 @@ Delivery robots (``robots``): ``delivery_tasks(seed, robots, start_ms, days, per
 DeliveryTasks``, ``robot_energy_wh(distance_m, payload_kg, temperature_c)``, ``travel_ms``,
 ``ROBOT_CAPACITY_WH``.
 
+Prices (``prices``): ``grid_price(seed, zones, times_ms, cloud_cover, site) -> cents/kWh (Z, T)``:
+day-ahead shape with peaks at 08:00 and 19:00, a solar dip at noon deeper under clear skies.
+
 Bundles: ``microgrid_day(seed, machines, start_ms, hours, step_ms, site) -> MicrogridDay`` (weather of
-the site, PV and household load of every machine). Integers for the ledger (``quantise``):
+the site, its grid price, PV and household load of every machine). Integers for the ledger (``quantise``):
 ``quantise(values, unit)``, ``to_w``, ``to_wh(power_w, step_ms)``, ``to_milli``, ``to_basis_points``,
 ``as_ints``.
 """
@@ -69,6 +72,7 @@ from autarky.world.farm import (
     soil_step,
 )
 from autarky.world.machinery import FaultWindows, Telemetry, fault_severity, fault_windows, machine_telemetry
+from autarky.world.prices import grid_price
 from autarky.world.quantise import as_ints, quantise, to_basis_points, to_milli, to_w, to_wh
 from autarky.world.robots import ROBOT_CAPACITY_WH, DeliveryTasks, delivery_tasks, robot_energy_wh, travel_ms
 from autarky.world.site import (
@@ -107,6 +111,7 @@ from autarky.world.weather import Weather, weather
 class MicrogridDay:
     times_ms: NDArray[np.int64]  # (T,) interval starts
     weather: Weather  # of the site, (1, T)
+    price: NDArray[np.float64]  # (T,) grid price, cents/kWh
     pv_w: NDArray[np.float64]  # (M, T) AC power of each machine's inverter
     load_w: NDArray[np.float64]  # (M, T) household load
 
@@ -124,7 +129,8 @@ def microgrid_day(
     sky = weather(seed, 0, times, site)
     pv = pv_power(seed, machines, times, sky.cloud_cover, sky.temperature_c, site)
     load = household_load(seed, machines, times, site)
-    return MicrogridDay(times, sky, pv, load)
+    price = grid_price(seed, 0, times, sky.cloud_cover, site)[0]
+    return MicrogridDay(times, sky, price, pv, load)
 
 
 __all__ = [
@@ -164,6 +170,7 @@ __all__ = [
     "extraterrestrial_irradiance",
     "fault_severity",
     "fault_windows",
+    "grid_price",
     "household_load",
     "interval_times_ms",
     "is_weekend",

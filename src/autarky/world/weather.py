@@ -1,8 +1,8 @@
 """Weather of a site: temperature, cloud cover, rain and wind, what a weather oracle reports.
 
-Each site has its own smooth cloud process (a 3-hour knot noise plus a per-day bias, so some days
-are clear and some overcast), a diurnal temperature wave that peaks mid-afternoon and drops under
-clouds, and rain when clouds are thick.
+Each site has its own smooth cloud process (weather systems of a few days, a per-day bias so some
+days are clear and some overcast, and 3-hour structure), a diurnal temperature wave that peaks
+mid-afternoon and drops under clouds, and rain when clouds are thick.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ def weather(seed: int, sites: ArrayLike, times_ms: ArrayLike, site: Site = DEFAU
     s = np.atleast_1d(np.asarray(sites, dtype=np.int64))
     times = np.asarray(times_ms, dtype=np.int64)
     day = local_day(times, site)
-    # Cloudiness: a per-day bias (some days clear, some grey) plus 3-hour structure.
+    # Cloudiness: weather systems that last days (knots every 2 days), a per-day bias (some days
+    # clear, some grey) and 3-hour structure.
+    synoptic = smooth_noise(seed, "weather/synoptic", s, times, 48 * HOUR_MS)
     day_bias = normal(seed, "weather/day-cloud", s.reshape(-1, 1), day.reshape(1, -1))
     fast = smooth_noise(seed, "weather/cloud", s, times, 3 * HOUR_MS)
-    cloud = 1.0 / (1.0 + np.exp(-(1.1 * day_bias + 0.9 * fast - 0.3)))
+    cloud = 1.0 / (1.0 + np.exp(-(1.0 * synoptic + 0.7 * day_bias + 0.8 * fast - 0.3)))
     # Temperature: seasonal mean by latitude, diurnal wave peaking at 15:00, cooler under clouds.
     doy, _ = day_of_year(times)
     seasonal = -np.cos(2.0 * np.pi * (doy - 15.0) / 365.25)
