@@ -70,8 +70,9 @@ def explain_command(
 ) -> None:
     """Why did the machine send this transaction? The decision, its model, and every check.
 
-    Prints the decision record, its inputs, the model and its card, and every check: record hash, inputs digest, chain link, Merkle proof against the
-    on-chain batch, the model file and card hashes, the training-data anchors.
+    Prints the decision record, its inputs, the model and its card, and every check: record
+    hash, inputs digest, chain link, Merkle proof against the on-chain batch, the model file and
+    card hashes, the training-data anchors.
 
     Example:  autarky decisions explain 4f2a…9b --store sim/decisions.sqlite --models sim/models
     """
