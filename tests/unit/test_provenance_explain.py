@@ -10,11 +10,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
 from autarky.ledger.tx import SignedTx, TxBody, sign_tx
+from autarky.models.modelfile import ModelCard, ModelFile, load_model, save_card, save_model
 from autarky.modules.bank import messages as bank
 from autarky.modules.harness import Chain
 from autarky.modules.provenance import keeper
@@ -59,20 +61,25 @@ ALL_CHECKS = [
 
 
 def write_model(directory: Path, training_root: bytes) -> tuple[bytes, bytes]:
-    """A stand-in model and card in the ``autarky.models`` layout (``<hex>.model``, ``<hex>.card.json``)."""
-    model_bytes = b"autarky-model/1 battery-lp parameters"
-    model_hash = sha256(model_bytes)
-    (directory / f"{model_hash.hex()}.model").write_bytes(model_bytes)
-    card = {
-        "name": "battery-lp",
-        "version": "1",
-        "kind": "battery-lp",
-        "model_hash": model_hash.hex(),
-        "training_data": {"records": 3, "merkle_root": training_root.hex()},
-    }
-    card_bytes = json.dumps(card, sort_keys=True, separators=(",", ":")).encode()
-    card_hash = sha256(card_bytes)
-    (directory / f"{card_hash.hex()}.card.json").write_bytes(card_bytes)
+    """A model file and its card in ``autarky.models``' format (``<hex>.model``, ``<hex>.card.json``)."""
+    model = ModelFile("battery-lp", "1", {"weights": np.arange(4, dtype="f8")}, {"seed": 1})
+    _, model_hash = save_model(model, directory)
+    card = ModelCard(
+        {
+            "name": "battery-lp",
+            "version": "1",
+            "kind": "battery-lp",
+            "model_hash": model_hash.hex(),
+            "intended_use": "schedule a home battery",
+            "inputs": ["soc_wh", "price_milli"],
+            "outputs": ["sell_wh"],
+            "training_data": {"records": 3, "merkle_root": training_root.hex(), "anchor_id": ""},
+            "metrics": {"revenue_bp": 10_000},
+            "limitations": "test model",
+        }
+    )
+    _, card_hash = save_card(card, directory)
+    load_model(directory / f"{model_hash.hex()}.model")  # the real loader accepts it
     return model_hash, card_hash
 
 
@@ -187,7 +194,7 @@ def test_tampered_model_file_card_and_training_data(site: Site) -> None:
     model_path.write_bytes(model_path.read_bytes() + b"!")
     assert failed(site.explain()) == ["model.file"]
     (card_path,) = site.models.glob("*.card.json")
-    card_path.write_bytes(card_path.read_bytes().replace(b"battery-lp", b"battery-XX", 1))
+    card_path.write_bytes(card_path.read_bytes().replace(b"test model", b"safe model", 1))
     assert failed(site.explain()) == ["model.file", "model.card"]
     (data_path,) = site.models.glob("*.records.cbor")
     data_path.write_bytes(data_path.read_bytes()[:-1] + b"\x00")
