@@ -92,7 +92,7 @@ class Explanation:
         return ok
 
     def to_json(self) -> dict[str, Any]:
-        from_bytes = _jsonable
+        from_bytes = to_jsonable
         return {
             "tx_hash": self.tx_hash.hex(),
             "ok": self.ok,
@@ -107,13 +107,13 @@ class Explanation:
         }
 
 
-def _jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [to_jsonable(item) for item in value]
     return value
 
 
