@@ -147,6 +147,9 @@ def _register() -> None:
 
     app.add_typer(provenance.app, name="provenance")
     app.add_typer(decisions.app, name="decisions")
+    from autarky.cli import model
+
+    app.add_typer(model.app, name="model")
 
 
 _register()

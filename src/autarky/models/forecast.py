@@ -271,7 +271,7 @@ def train_pv(
         xs.append(x.reshape(-1, x.shape[-1]))
         ys.append((future / rated[:, None]).reshape(-1))
         bs.append(np.tile(horizon_buckets(), machines))
-        if progress is not None and index % 20 == 0:
+        if progress is not None and index % 100 == 0:
             progress(f"pv-forecaster: issue time {index + 1}")
     weights = fit_ridge(np.concatenate(xs), np.concatenate(ys), np.concatenate(bs), len(BUCKET_EDGES))
     return ModelFile("pv-forecaster", "1", {"weights": weights}, meta), {"times": times, "pv_w": pv}
@@ -324,7 +324,7 @@ def train_load(
         xs.append(x.reshape(-1, x.shape[-1]))
         ys.append(future.reshape(-1))
         bs.append(np.tile(horizon_buckets(), machines))
-        if progress is not None and index % 20 == 0:
+        if progress is not None and index % 100 == 0:
             progress(f"load-forecaster: issue time {index + 1}")
     weights = fit_ridge(np.concatenate(xs), np.concatenate(ys), np.concatenate(bs), len(BUCKET_EDGES))
     model = ModelFile("load-forecaster", "1", {"weights": weights, "profile": profile}, meta)

@@ -5,7 +5,7 @@ held-out data (another seed, other machines, another period), and writes three c
 files into ``out_dir``:
 
 * ``<sha256>.model``: the model file (:mod:`autarky.models.modelfile`);
-* ``<merkle root>.data.cbor``: the training records, a canonical CBOR list of canonical maps of
+* ``<merkle root>.records.cbor``: the training records, a canonical CBOR list of canonical maps of
   integers; ``training_root(records) = merkle_root([sha256(canonical_encode(r)) for r in records])``
   (``autarky.ledger.merkle``) is what the owner anchors on chain (``provenance/anchor``);
 * ``<sha256>.card.json``: the model card, naming the model hash, the data root and the metrics.
@@ -27,7 +27,7 @@ from autarky.ledger.merkle import merkle_root
 from autarky.models import anomaly, battery, forecast, irrigation
 from autarky.models.modelfile import ModelCard, ModelFile, save_card, save_model
 
-DATA_SUFFIX = ".data.cbor"
+DATA_SUFFIX = ".records.cbor"  # the name autarky.provenance.explain looks for
 NAMES = ("pv-forecaster", "load-forecaster", "anomaly-detector", "irrigation", "battery-lp")
 Progress = Callable[[str], None] | None
 
