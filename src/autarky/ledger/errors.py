@@ -45,6 +45,7 @@ EXPIRED = ErrorCode("core.expired", "transaction expiry height has passed")
 BAD_SIGNATURE = ErrorCode("core.bad_signature", "a signature does not verify")
 UNKNOWN_SIGNER = ErrorCode("core.unknown_signer", "the signing key is not an active key of the sender")
 ACCOUNT_REVOKED = ErrorCode("core.account_revoked", "the sender account is revoked")
+ACCOUNT_PAUSED = ErrorCode("core.account_paused", "the sender account is paused by its owner")
 BAD_SEQUENCE = ErrorCode("core.bad_sequence", "sequence number is not the sender's next one")
 KEY_SCOPE = ErrorCode("core.key_scope", "the signing key's scope does not allow this message")
 UNKNOWN_MESSAGE = ErrorCode("core.unknown_message", "no module handles this message type")
@@ -57,6 +58,7 @@ CORE_CODES_IN_PRECEDENCE = (
     BAD_SIGNATURE,
     UNKNOWN_SIGNER,
     ACCOUNT_REVOKED,
+    ACCOUNT_PAUSED,
     BAD_SEQUENCE,
     KEY_SCOPE,
     UNKNOWN_MESSAGE,

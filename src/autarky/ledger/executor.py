@@ -8,7 +8,8 @@ first failing step decides its result code (the documented order of precedence):
 2. chain id: ``core.wrong_chain``
 3. expiry (``expiry`` 0 means none; otherwise the block height must not exceed it): ``core.expired``
 4. every signature verifies over ``domain_tag(TX, chain) || body``: ``core.bad_signature``
-5. the first signer is an active key of the sender: ``core.unknown_signer``, ``core.account_revoked``
+5. the first signer is an active key of the sender: ``core.unknown_signer``, ``core.account_revoked``,
+   ``core.account_paused`` (its owner paused it: ``identity/pause``)
 6. the sequence is the sender's next one: ``core.bad_sequence``
 7. each message type is routed and allowed by the key's scope: ``core.unknown_message``, ``core.key_scope``
 8. module ``ante`` hooks in router order (``bank``: frozen wallet, fee)

@@ -3,6 +3,7 @@
 Routes (every error answers ``{"error": {"code", "message"}}``, see :mod:`autarky.web.errors`)::
 
     POST /api/v1/tx                    submit a transaction (CBOR body, or JSON {"tx": hex}); ?wait=
+    POST /api/v1/tx/check              pre-check an unsigned body: the receipt it would get (JSON)
     GET  /api/v1/tx/{hash}             a committed (or pending) transaction, decoded, with its receipt
     GET  /api/v1/status                chain id, height, state root, mempool, node key
     GET  /api/v1/blocks?from=&limit=   recent headers, newest first
@@ -333,6 +334,71 @@ async def submit_tx(
     if final and result.height is not None:
         return _submit_response(result, await node.wait_final(result.height, 30.0))
     return _submit_response(result)
+
+
+@router.post(
+    "/tx/check",
+    tags=["transactions"],
+    summary="Pre-check an unsigned transaction body",
+    responses={400: {"description": "The request is malformed (not the transaction: see `code`)"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["body", "key"],
+                        "properties": {
+                            "body": {"type": "string", "description": "canonical CBOR of the body, hex"},
+                            "key": {"type": "string", "description": "the signing public key, hex"},
+                            "cosigners": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def check_tx(request: Request, node: NodeDep) -> dict[str, Any]:
+    """The receipt the body would get if signed by `key` (and `cosigners`) and put in the next
+    block (`ledger.executor.check_tx`): `{code, ok, detail, events, height, time_ms}`. Nothing is
+    signed, verified or written. The sender's transactions pending in the mempool are taken to
+    commit first (their sequence numbers count as used); their other effects are not seen."""
+    from autarky.ledger.errors import TxError
+    from autarky.ledger.executor import SEQUENCE_PREFIX, check_tx, sequence_of
+    from autarky.ledger.router import BlockEnv
+    from autarky.ledger.state import Overlay
+    from autarky.ledger.tx import decode_tx, encode_signed
+
+    try:
+        document = json.loads(await _read_body(request, request.app.state.max_body_bytes))
+        body_bytes = binascii.unhexlify(document["body"])
+        key = binascii.unhexlify(document["key"])
+        cosigners = [binascii.unhexlify(item) for item in document.get("cosigners", [])]
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+        raise ApiError(400, INVALID_REQUEST, 'send {"body": hex, "key": hex, "cosigners": [hex]}') from None
+    if len(key) != 32 or any(len(item) != 32 for item in cosigners):
+        raise ApiError(400, INVALID_REQUEST, "keys are 32 bytes")
+    env = BlockEnv(
+        node.chain_id, node.height + 1, max(int(time.time() * 1000), node.header.time_ms), node.header.hash
+    )
+    try:
+        tx = decode_tx(encode_signed(body_bytes, [(k, bytes(64)) for k in (key, *cosigners)]))
+    except TxError as exc:
+        return {"code": exc.code, "ok": False, "detail": exc.detail, "events": [], **_env_json(env)}
+    state = Overlay(node.state)
+    sender = tx.body.sender
+    if sequence_of(state, sender) < tx.body.sequence < node.sequence(sender) + 1:
+        state.set_obj(SEQUENCE_PREFIX + sender, tx.body.sequence)
+    receipt = check_tx(state, env, tx.body, key, node.app, cosigners)
+    answer = receipt.to_json()
+    del answer["tx_hash"], answer["index"]
+    return {**answer, **_env_json(env)}
+
+
+def _env_json(env: Any) -> dict[str, int]:
+    return {"height": env.height, "time_ms": env.time_ms}
 
 
 MAX_BATCH_TXS = 2000

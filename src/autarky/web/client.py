@@ -583,6 +583,21 @@ class AutarkyClient:
         )
         return await self.submit(sign_tx(body, key, tuple(cosigners)), wait=wait)
 
+    async def check_tx(
+        self, body: TxBody | bytes, key: bytes, cosigners: Sequence[bytes] = ()
+    ) -> dict[str, Any]:
+        """Pre-check an unsigned body (``POST /api/v1/tx/check``): the receipt it would get if signed
+        by ``key`` (public key bytes) and ``cosigners`` and put in the next block, as
+        ``{code, ok, detail, events, height, time_ms}``. Nothing is signed or written."""
+        body_bytes = body.encode() if isinstance(body, TxBody) else body
+        payload = {
+            "body": body_bytes.hex(),
+            "key": key.hex(),
+            "cosigners": [item.hex() for item in cosigners],
+        }
+        answer: dict[str, Any] = await self._json("POST", "/api/v1/tx/check", json=payload)
+        return answer
+
     async def send(
         self, key: SigningKey, to: str, asset: str, amount: int, fee: int = 1, wait: bool = True
     ) -> Submission:

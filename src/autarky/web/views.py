@@ -33,6 +33,8 @@ class IdentityReads(Protocol):
 
     def did_document(self, state: StateReader, did: str) -> dict[str, Any]: ...
 
+    def pause_record(self, state: StateReader, did: str) -> Any: ...
+
 
 def identity_of(node: Node) -> IdentityReads:
     return cast(IdentityReads, node.app.module("identity"))
@@ -133,10 +135,14 @@ def account_json(node: Node, did: str) -> dict[str, Any]:
     state = node.state
     record = identity_of(node).account(state, did) if is_did_key(did) else None
     guard = bank.guardrails(state, did)
+    pause = identity_of(node).pause_record(state, did) if record is not None else None
     return {
         "did": did,
         "sequence": node.sequence(did),
         "committed_sequence": sequence_of(state, did),
+        # "unregistered" | "active" | "paused" (its owner's kill-switch: see "pause") | "revoked"
+        "status": "unregistered" if record is None else str(record["status"]),
+        "pause": None if pause is None else pause.to_cbor(),
         "identity": None if record is None else jsonable(record),
         "balances": bank.balances(state, did),
         "guardrails": None if guard is None else jsonable(guard),

@@ -47,6 +47,7 @@ from autarky.modules.identity.keeper import (
     read_attestation,
     read_raw_account,
 )
+from autarky.modules.identity.keeper import REVOKED as REVOKED_ACCOUNT
 
 VALID = "valid"
 MALFORMED = "malformed"
@@ -184,7 +185,7 @@ def check_proved(
     claim, verdict = _claim_and_signature(attestation)
     if claim is None:
         return verdict
-    if issuer_account is not None and issuer_account.get("status") != ACTIVE:
+    if issuer_account is not None and issuer_account.get("status") == REVOKED_ACCOUNT:
         return Verdict(ISSUER_REVOKED, f"the issuer {claim.issuer} is revoked")
     return _check_claim(claim, attestation, assertion_keys(claim.issuer, issuer_account), now_ms)
 

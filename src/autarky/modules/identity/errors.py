@@ -6,7 +6,8 @@ renumber them; add new codes at the place in the order where they are checked.
 
 The codes for attestations and services (``bad_claim_signature``, ``attestation_not_found``,
 ``attestation_revoked``, ``not_assertion_key``, ``claim_expired``, ``attestation_exists``,
-``service_not_found``, ``too_many_services``) were added later, each at the place where it is
+``service_not_found``, ``too_many_services``) and for the kill-switch (``already_paused``,
+``not_paused``) were added later, each at the place where it is
 checked; the codes that existed before kept their names and their relative order.
 
 ``core.invalid_message`` (a field is missing, unexpected or of the wrong type) comes before all of
@@ -40,6 +41,8 @@ NOT_AUTHORISED = ErrorCode(
 ACCOUNT_REVOKED = ErrorCode(
     "identity.account_revoked", "the account is revoked; only its owner can recover it"
 )
+ALREADY_PAUSED = ErrorCode("identity.already_paused", "the account is already paused")
+NOT_PAUSED = ErrorCode("identity.not_paused", "the account is not paused, so it cannot be resumed")
 ATTESTATION_REVOKED = ErrorCode("identity.attestation_revoked", "the attestation is already revoked")
 KEY_NOT_FOUND = ErrorCode("identity.key_not_found", "the key is not a key of this account")
 NOT_ASSERTION_KEY = ErrorCode(
@@ -76,6 +79,8 @@ IDENTITY_CODES_IN_PRECEDENCE = (
     ATTESTATION_NOT_FOUND,
     NOT_AUTHORISED,
     ACCOUNT_REVOKED,
+    ALREADY_PAUSED,
+    NOT_PAUSED,
     ATTESTATION_REVOKED,
     KEY_NOT_FOUND,
     NOT_ASSERTION_KEY,

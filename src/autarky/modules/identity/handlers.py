@@ -5,8 +5,8 @@ the claim signature). The guards here read the state, always in this order, skip
 message does not have::
 
     already_registered | not_registered | attestation_not_found, not_authorised, account_revoked,
-    attestation_revoked, key_not_found, not_assertion_key, claim_expired, attestation_exists,
-    service_not_found, last_full_key, key_in_use, too_many_keys, too_many_services,
+    already_paused | not_paused, attestation_revoked, key_not_found, not_assertion_key, claim_expired,
+    attestation_exists, service_not_found, last_full_key, key_in_use, too_many_keys, too_many_services,
     missing_key_signature
 
 Who may act on a registered account ("authority"):
@@ -14,6 +14,8 @@ Who may act on a registered account ("authority"):
 * ``add_key``, ``remove_key``, ``rotate``: the account itself signing with a full-scope key, or its owner;
 * ``revoke``: its owner, or the account itself (full-scope key) when it has no owner;
 * ``recover``: its owner only (recovery is for a machine whose keys are lost or compromised);
+* ``pause``, ``resume``: its owner only (an account without an owner cannot be paused: nobody
+  could resume it, since a paused account's own transactions are refused);
 * ``set_service``, ``remove_service``: the account itself (full-scope key) or its owner;
 * ``attest``: the claim's issuer itself, signing the transaction with a full-scope key; the claim's
   own signature must be by an assertion key of the issuer (``attestations.assertion_keys``);
@@ -29,6 +31,7 @@ from autarky.ledger.router import TxContext
 from autarky.modules.identity.attestations import assertion_keys
 from autarky.modules.identity.errors import (
     ACCOUNT_REVOKED,
+    ALREADY_PAUSED,
     ALREADY_REGISTERED,
     ATTESTATION_EXISTS,
     ATTESTATION_NOT_FOUND,
@@ -40,6 +43,7 @@ from autarky.modules.identity.errors import (
     MISSING_KEY_SIGNATURE,
     NOT_ASSERTION_KEY,
     NOT_AUTHORISED,
+    NOT_PAUSED,
     NOT_REGISTERED,
     SERVICE_NOT_FOUND,
     TOO_MANY_KEYS,
@@ -47,10 +51,12 @@ from autarky.modules.identity.errors import (
 )
 from autarky.modules.identity.keeper import (
     ACTIVE,
+    PAUSED,
     REVOKED,
     AccountRecord,
     AttestationRecord,
     KeyEntry,
+    PauseRecord,
     ServiceEntry,
     anchor_attestation,
     clear_allowance_spent,
@@ -65,6 +71,7 @@ from autarky.modules.identity.keeper import (
     read_services,
     replace_key,
     write_account,
+    write_pause,
     write_service,
 )
 from autarky.modules.identity.messages import (
@@ -72,10 +79,12 @@ from autarky.modules.identity.messages import (
     MAX_SERVICES_PER_ACCOUNT,
     AddKey,
     Attest,
+    Pause,
     Recover,
     Register,
     RemoveKey,
     RemoveService,
+    Resume,
     Revoke,
     RevokeAttestation,
     Rotate,
@@ -159,8 +168,33 @@ def revoke(ctx: TxContext, msg: Revoke) -> None:
         raise NOT_AUTHORISED(f"only the owner {record.owner} may revoke {msg.did}")
     _require_active(msg.did, record)
 
+    write_pause(ctx.state, msg.did, None)  # a revoked account is no longer paused: it is revoked
     write_account(ctx.state, msg.did, replace(record, status=REVOKED))
     ctx.emit("identity.revoked", did=msg.did)
+
+
+def pause(ctx: TxContext, msg: Pause) -> None:
+    record = _registered(ctx, msg.did)
+    _require_owner(ctx, msg.did, record, "pause")
+    _require_active(msg.did, record)
+    if record.status == PAUSED:
+        raise ALREADY_PAUSED(f"{msg.did} is already paused")
+
+    write_pause(ctx.state, msg.did, PauseRecord(msg.reason, ctx.sender, ctx.height))
+    write_account(ctx.state, msg.did, replace(record, status=PAUSED))
+    ctx.emit("identity.paused", did=msg.did, reason=msg.reason)
+
+
+def resume(ctx: TxContext, msg: Resume) -> None:
+    record = _registered(ctx, msg.did)
+    _require_owner(ctx, msg.did, record, "resume")
+    _require_active(msg.did, record)
+    if record.status != PAUSED:
+        raise NOT_PAUSED(f"{msg.did} is not paused")
+
+    write_pause(ctx.state, msg.did, None)
+    write_account(ctx.state, msg.did, replace(record, status=ACTIVE))
+    ctx.emit("identity.resumed", did=msg.did)
 
 
 def recover(ctx: TxContext, msg: Recover) -> None:
@@ -176,7 +210,9 @@ def recover(ctx: TxContext, msg: Recover) -> None:
     # if it was one of the old, scoped keys.
     clear_allowance_spent(ctx.state, msg.did, msg.new_key)
     keys = (KeyEntry(msg.new_key, None, None, ctx.height),)
-    write_account(ctx.state, msg.did, replace(record, keys=keys, status=ACTIVE))
+    # Recovery lifts a revocation, not a pause: the owner resumes a paused machine explicitly.
+    status = PAUSED if record.status == PAUSED else ACTIVE
+    write_account(ctx.state, msg.did, replace(record, keys=keys, status=status))
     ctx.emit("identity.recovered", did=msg.did, new_key=msg.new_key)
 
 
@@ -283,8 +319,14 @@ def _owner_text(record: AccountRecord) -> str:
     return "no owner" if record.owner is None else f"owner {record.owner}"
 
 
+def _require_owner(ctx: TxContext, did: str, record: AccountRecord, action: str) -> None:
+    if record.owner is None or ctx.sender != record.owner:
+        raise NOT_AUTHORISED(f"only the owner of {did} may {action} it, and it has {_owner_text(record)}")
+
+
 def _require_active(did: str, record: AccountRecord) -> None:
-    if not record.active:
+    """Not revoked (a paused account is still managed by its owner: keys, services, revocation)."""
+    if record.revoked:
         raise ACCOUNT_REVOKED(f"{did} is revoked; only its owner can recover it")
 
 

@@ -14,6 +14,8 @@
    is not before the anchoring height.
 6. The subject and issuer indexes and the records agree both ways: each record has exactly one
    entry in each (at its anchoring height, naming the other party), and each entry names a record.
+7. A pause record exists exactly for the accounts whose status is ``paused``, and is well formed
+   (a reason of at most ``MAX_PAUSE_REASON_CHARS``, the owner that paused it, a height).
 
 The checks read the raw stored values and report what they find rather than assert, so a
 corrupted state produces a readable list instead of a crash.
@@ -30,16 +32,23 @@ from autarky.ledger.state import StateReader
 from autarky.modules.identity.claims import attestation_id, decode_claim_bytes, verify_claim_signature
 from autarky.modules.identity.keeper import (
     HEIGHT_DIGITS,
+    PAUSED,
     STATUSES,
     iter_allowance_spent,
     iter_issuer_index,
     iter_key_index,
     iter_raw_accounts,
     iter_raw_attestations,
+    iter_raw_pauses,
     iter_raw_services,
     iter_subject_index,
 )
-from autarky.modules.identity.messages import MAX_KEYS_PER_ACCOUNT, MAX_SERVICES_PER_ACCOUNT, check_service
+from autarky.modules.identity.messages import (
+    MAX_KEYS_PER_ACCOUNT,
+    MAX_PAUSE_REASON_CHARS,
+    MAX_SERVICES_PER_ACCOUNT,
+    check_service,
+)
 
 _RECORD_FIELDS = (
     "capabilities",
@@ -60,8 +69,11 @@ def check_invariants(state: StateReader) -> list[str]:
     problems: list[str] = []
     listed: dict[str, str] = {}  # key hex -> DID whose record lists it
     allowances: dict[tuple[str, str], dict[str, int] | None] = {}  # (DID, key hex) -> allowance
+    owners: dict[str, Any] = {}  # DID -> owner, for the paused accounts
     for did, record in iter_raw_accounts(state):
         problems.extend(_check_record(did, record))
+        if type(record) is dict and record.get("status") == PAUSED:
+            owners[did] = record.get("owner")
         for entry in _key_entries(record):
             key_hex = entry["key"].hex()
             if key_hex in listed and listed[key_hex] != did:
@@ -69,6 +81,7 @@ def check_invariants(state: StateReader) -> list[str]:
             listed[key_hex] = did
             allowances[(did, key_hex)] = entry["allowance"]
     problems.extend(_check_key_index(state, listed))
+    problems.extend(_check_pauses(state, owners))
     problems.extend(_check_allowance_counters(state, allowances))
     problems.extend(_check_services(state, set(listed.values())))
     problems.extend(_check_attestations(state))
@@ -224,4 +237,28 @@ def _compare_index(name: str, stored: dict[str, object], expected: dict[str, str
     for path, value in expected.items():
         if path not in stored:
             problems.append(f"{name} index: entry {path} -> {value} is missing")
+    return problems
+
+
+def _check_pauses(state: StateReader, paused_owners: dict[str, Any]) -> list[str]:
+    """Invariant 7: pause records and paused accounts agree both ways."""
+    problems: list[str] = []
+    recorded: list[str] = []
+    for did, value in iter_raw_pauses(state):
+        recorded.append(did)
+        if did not in paused_owners:
+            problems.append(f"pause record of {did}, which is not a paused account")
+            continue
+        if (
+            type(value) is not dict
+            or sorted(value) != ["by", "height", "reason"]
+            or type(value["reason"]) is not str
+            or len(value["reason"]) > MAX_PAUSE_REASON_CHARS
+            or type(value["height"]) is not int
+            or value["by"] != paused_owners[did]
+        ):
+            problems.append(f"pause record of {did} is malformed or not by its owner: {value!r}")
+    for did in paused_owners:
+        if did not in recorded:
+            problems.append(f"{did} is paused without a pause record")
     return problems

@@ -6,6 +6,7 @@ State keys (values are canonical CBOR)::
     identity/key/<public key hex>          the DID of the registered account that holds this key
     identity/allow/<did>/<key hex>/<asset> amount of <asset> already spent against that key's allowance
     identity/svc/<did>/<service id>        a service of a registered account (see :class:`ServiceEntry`)
+    identity/pause/<did>                   why and since when an account is paused (:class:`PauseRecord`)
     identity/att/<id hex>                  an anchored attestation (see :class:`AttestationRecord`)
     identity/attsub/<subject>/<height>/<id hex>   index by subject; the value is the issuer's DID
     identity/attiss/<issuer>/<height>/<id hex>    index by issuer; the value is the subject's DID
@@ -38,11 +39,14 @@ SERVICE_PREFIX = "identity/svc/"
 ATTESTATION_PREFIX = "identity/att/"
 SUBJECT_INDEX_PREFIX = "identity/attsub/"
 ISSUER_INDEX_PREFIX = "identity/attiss/"
+PAUSE_PREFIX = "identity/pause/"
 HEIGHT_DIGITS = 20
 
 ACTIVE = "active"
 REVOKED = "revoked"
-STATUSES = (ACTIVE, REVOKED)
+PAUSED = "paused"
+STATUSES = (ACTIVE, REVOKED, PAUSED)
+MAX_PAUSE_REASON_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,10 @@ class AccountRecord:
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def revoked(self) -> bool:
+        return self.status == REVOKED
 
     def key_entry(self, key: bytes) -> KeyEntry | None:
         for entry in self.keys:
@@ -453,3 +461,46 @@ def iter_issuer_index(state: StateReader) -> Iterator[tuple[str, Any]]:
     """(the part of the key after ``identity/attiss/``, stored subject) for every issuer index entry."""
     for key, raw in state.iter_prefix(ISSUER_INDEX_PREFIX):
         yield key[len(ISSUER_INDEX_PREFIX) :], decode_trusted(raw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The kill-switch: pause records
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    """Why an account is paused (``reason``, from its owner), by whom, and since which height."""
+
+    reason: str
+    by: str
+    height: int
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {"reason": self.reason, "by": self.by, "height": self.height}
+
+    @classmethod
+    def from_cbor(cls, data: dict[str, Any]) -> PauseRecord:
+        return cls(data["reason"], data["by"], data["height"])
+
+
+def pause_key(did: str) -> str:
+    return PAUSE_PREFIX + did
+
+
+def read_pause(state: StateReader, did: str) -> PauseRecord | None:
+    value = get_obj(state, pause_key(did))
+    return None if value is None else PauseRecord.from_cbor(value)
+
+
+def write_pause(state: Overlay, did: str, record: PauseRecord | None) -> None:
+    """Store the pause record of ``did``, or delete it (None)."""
+    if record is None:
+        state.delete(pause_key(did))
+    else:
+        state.set_obj(pause_key(did), record.to_cbor())
+
+
+def iter_raw_pauses(state: StateReader) -> Iterator[tuple[str, Any]]:
+    """(did, stored value) for every pause record (for invariants)."""
+    for key, raw in state.iter_prefix(PAUSE_PREFIX):
+        yield key[len(PAUSE_PREFIX) :], decode_trusted(raw)

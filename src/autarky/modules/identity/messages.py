@@ -41,6 +41,8 @@ ATTEST = "identity/attest"
 REVOKE_ATTESTATION = "identity/revoke_attestation"
 SET_SERVICE = "identity/set_service"
 REMOVE_SERVICE = "identity/remove_service"
+PAUSE = "identity/pause"
+RESUME = "identity/resume"
 MESSAGE_TYPES = (
     REGISTER,
     ADD_KEY,
@@ -52,6 +54,8 @@ MESSAGE_TYPES = (
     REVOKE_ATTESTATION,
     SET_SERVICE,
     REMOVE_SERVICE,
+    PAUSE,
+    RESUME,
 )
 
 # Size caps. They bound the state one registration can occupy and the DID documents served from it.
@@ -71,6 +75,7 @@ MAX_SERVICES_PER_ACCOUNT = 8
 MAX_SERVICE_ID_CHARS = 32
 MAX_SERVICE_TYPE_CHARS = 64
 MAX_SERVICE_ENDPOINT_CHARS = 256
+MAX_PAUSE_REASON_CHARS = 256
 
 # A message type as the router names it: ``module/action``, lower case.
 _ACTION = re.compile(r"^[a-z][a-z0-9_]{0,31}/[a-z][a-z0-9_]{0,31}$")
@@ -118,6 +123,17 @@ class Rotate:
 
 @dataclass(frozen=True, slots=True)
 class Revoke:
+    did: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    did: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
     did: str
 
 
@@ -213,6 +229,23 @@ def parse_revoke(message: Mapping[str, Any]) -> Revoke:
     return Revoke(did)
 
 
+def parse_pause(message: Mapping[str, Any]) -> Pause:
+    check_field_names(message, ("did", "reason"), ())
+    did = require_text(message, "did")
+    reason = require_text(message, "reason")
+    check_did(did, "did")
+    if len(reason) > MAX_PAUSE_REASON_CHARS:
+        raise TOO_LARGE(f"reason is longer than {MAX_PAUSE_REASON_CHARS} characters")
+    return Pause(did, reason)
+
+
+def parse_resume(message: Mapping[str, Any]) -> Resume:
+    check_field_names(message, ("did",), ())
+    did = require_text(message, "did")
+    check_did(did, "did")
+    return Resume(did)
+
+
 def parse_recover(message: Mapping[str, Any]) -> Recover:
     check_field_names(message, ("did", "new_key"), ())
     did = require_text(message, "did")
@@ -303,6 +336,15 @@ def rotate(did: str, old_key: bytes, new_key: bytes) -> dict[str, Any]:
 
 def revoke(did: str) -> dict[str, Any]:
     return {"type": REVOKE, "did": did}
+
+
+def pause(did: str, reason: str = "") -> dict[str, Any]:
+    """The owner stops machine ``did``: the ledger refuses everything it signs until ``resume``."""
+    return {"type": PAUSE, "did": did, "reason": reason}
+
+
+def resume(did: str) -> dict[str, Any]:
+    return {"type": RESUME, "did": did}
 
 
 def recover(did: str, new_key: bytes) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from autarky.crypto.did import InvalidDid, public_key_from_did
 from autarky.crypto.keys import PUBLIC_KEY_BYTES
-from autarky.ledger.errors import ACCOUNT_REVOKED, UNKNOWN_SIGNER
+from autarky.ledger.errors import ACCOUNT_PAUSED, ACCOUNT_REVOKED, UNKNOWN_SIGNER
 from autarky.ledger.router import KeyScope, Module, TxContext
 from autarky.ledger.state import Overlay, StateReader
 from autarky.modules.identity import attestations, handlers, keeper
@@ -21,25 +21,29 @@ from autarky.modules.identity import did_document as documents
 from autarky.modules.identity.attestations import Verdict
 from autarky.modules.identity.genesis import init_genesis
 from autarky.modules.identity.invariants import check_invariants
-from autarky.modules.identity.keeper import AttestationRecord, ServiceEntry
+from autarky.modules.identity.keeper import AttestationRecord, PauseRecord, ServiceEntry
 from autarky.modules.identity.messages import (
     ADD_KEY,
     ATTEST,
     MESSAGE_TYPES,
+    PAUSE,
     RECOVER,
     REGISTER,
     REMOVE_KEY,
     REMOVE_SERVICE,
+    RESUME,
     REVOKE,
     REVOKE_ATTESTATION,
     ROTATE,
     SET_SERVICE,
     parse_add_key,
     parse_attest,
+    parse_pause,
     parse_recover,
     parse_register,
     parse_remove_key,
     parse_remove_service,
+    parse_resume,
     parse_revoke,
     parse_revoke_attestation,
     parse_rotate,
@@ -78,6 +82,10 @@ class IdentityModule(Module):
             handlers.set_service(ctx, parse_set_service(message))
         elif message_type == REMOVE_SERVICE:
             handlers.remove_service(ctx, parse_remove_service(message))
+        elif message_type == PAUSE:
+            handlers.pause(ctx, parse_pause(message))
+        elif message_type == RESUME:
+            handlers.resume(ctx, parse_resume(message))
         else:
             raise AssertionError(f"the router sent {message_type!r} to identity")
 
@@ -90,7 +98,8 @@ class IdentityModule(Module):
         """The scope of ``public_key`` for ``account``.
 
         A registered account is served by the keys its record lists (``core.unknown_signer`` for any
-        other key, then ``core.account_revoked`` if it is revoked, following the core precedence).
+        other key, then ``core.account_revoked`` if it is revoked and ``core.account_paused`` if its
+        owner paused it, following the core precedence).
         An unregistered did:key account is served only by the key inside the DID, with full scope.
         """
         found = keeper.read_key(state, account, public_key)
@@ -102,6 +111,10 @@ class IdentityModule(Module):
         if entry is None:
             raise UNKNOWN_SIGNER(f"the signing key is not a key of {account}")
         if status != keeper.ACTIVE:
+            if status == keeper.PAUSED:
+                pause = keeper.read_pause(state, account)
+                reason = "" if pause is None or not pause.reason else f": {pause.reason}"
+                raise ACCOUNT_PAUSED(f"{account} is paused by its owner{reason}")
             raise ACCOUNT_REVOKED(f"{account} is revoked")
         return KeyScope(public_key, entry.actions, entry.allowance)
 
@@ -152,6 +165,10 @@ class IdentityModule(Module):
     def attestations_by(self, state: StateReader, issuer: str) -> list[bytes]:
         """Ids of the attestations ``issuer`` anchored, in anchoring order."""
         return keeper.attestation_ids_by(state, issuer)
+
+    def pause_record(self, state: StateReader, did: str) -> PauseRecord | None:
+        """Why and since when ``did`` is paused; None when it is not paused."""
+        return keeper.read_pause(state, did)
 
     def services(self, state: StateReader, did: str) -> list[ServiceEntry]:
         """The services of ``did``, in service-id order."""
