@@ -150,6 +150,9 @@ def _register() -> None:
     from autarky.cli import model
 
     app.add_typer(model.app, name="model")
+    from autarky.cli import sim
+
+    app.add_typer(sim.app, name="sim")
 
 
 _register()
