@@ -314,3 +314,16 @@ def test_storage(tmp_path: Any) -> None:
         assert storage.get("plan/1", "gone") == "gone"
     again = SqliteStorage(tmp_path, "m1")
     assert again.get("plan/2") == [1, 2]
+
+
+def test_the_machine_signs_exactly_what_sign_tx_signs() -> None:
+    from autarky.ledger.tx import decode_tx
+
+    a, c = key("signer"), key("cosigner")
+    ledger = InProcessLedger(make_chain([a]))
+    machine = Machine(a, ledger)
+    body = TxBody(ledger.chain_id, a.did, 3, 1, 0, (send(GRID.did, 7),), "memo")
+    mine = machine._sign(body, body.encode(), [c])
+    reference = sign_tx(body, a, [c])
+    assert mine.raw == reference.raw and mine.hash == reference.hash
+    assert decode_tx(mine.raw) == reference

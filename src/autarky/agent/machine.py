@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from autarky.crypto.domains import Domain
+from autarky.crypto.domains import Domain, domain_tag
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
+from autarky.encoding import encode_trusted
 from autarky.ledger.block import Receipt
-from autarky.ledger.tx import SignedTx, TxBody, encode_signed
+from autarky.ledger.tx import WIRE_VERSION, SignedTx, TxBody
 from autarky.provenance import DecisionChain, DecisionStore, inputs_digest
 
 from .clock import Clock, clock_for_running_loop
@@ -125,7 +126,7 @@ class Machine(Skill):
         self.refusals = 0
         self.failures = 0
         self.errors: list[BaseException] = []
-        self._tag = Domain.TRANSACTION
+        self._tag_prefix = domain_tag(Domain.TRANSACTION, self.chain_id)
         self._sequence = 0
         self._inflight = 0
         self._tasks: dict[asyncio.Task[Any], None] = {}  # an ordered set
@@ -340,11 +341,17 @@ class Machine(Skill):
         return receipt
 
     def _sign(self, body: TxBody, body_bytes: bytes, cosigners: Sequence[SigningKey]) -> SignedTx:
-        # As ledger.tx.sign_tx, without decoding the result again: the body is ours and was checked.
-        signatures = [(self.public_key, self.key.sign(self._tag, body_bytes, self.chain_id))]
+        """As ``ledger.tx.sign_tx``, without its checks and its decoding of the result: the body was
+        built here, encoded canonically and pre-checked, so the wire form is built directly (the
+        same bytes: ``tests/unit/test_agent_runtime.py`` compares them)."""
+        # The signed payload is domain_tag(TRANSACTION, chain) || body, the tag computed once.
+        signature = self.key._key.sign(self._tag_prefix + body_bytes).signature
+        signatures = [(self.public_key, signature)]
         for cosigner in cosigners:
-            signatures.append((cosigner.public_key.raw, cosigner.sign(self._tag, body_bytes, self.chain_id)))
-        raw = encode_signed(body_bytes, signatures)
+            signatures.append(
+                (cosigner.public_key.raw, cosigner.sign(Domain.TRANSACTION, body_bytes, self.chain_id))
+            )
+        raw = encode_trusted([WIRE_VERSION, body_bytes, [[key, sig] for key, sig in signatures]])
         return SignedTx(body, body_bytes, tuple(signatures), raw, sha256(raw))
 
     def _refuse(

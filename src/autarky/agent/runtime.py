@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .clock import Clock, clock_for_running_loop, run_virtual
-from .ledger import InProcessLedger
 from .machine import Machine
 
 
@@ -65,10 +65,11 @@ class Fleet:
         return sum(machine.failures for machine in self.machines)
 
 
-def run_fleet(
-    machines: Sequence[Machine], ledger: InProcessLedger | None, *, start_ms: int, until_ms: int
-) -> Fleet:
-    """Run ``machines`` on a new virtual-time loop from ``start_ms`` to ``until_ms``; returns the fleet."""
+def run_fleet(machines: Sequence[Machine], ledger: Any, *, start_ms: int, until_ms: int) -> Fleet:
+    """Run ``machines`` on a new virtual-time loop from ``start_ms`` to ``until_ms``; returns the fleet.
+
+    ``ledger`` (an :class:`~autarky.agent.ledger.InProcessLedger`, or any port with ``attach``) is
+    attached to the loop first and detached at the end."""
     fleet = Fleet(machines)
 
     async def main() -> None:
@@ -77,8 +78,9 @@ def run_fleet(
         try:
             await fleet.run_until(until_ms)
         finally:
-            if ledger is not None:
-                ledger.detach()
+            detach = getattr(ledger, "detach", None)
+            if detach is not None:
+                detach()
 
     run_virtual(main, start_ms=start_ms)
     return fleet
