@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -79,9 +80,12 @@ class Decision:
 
 
 class Bus(Protocol):
-    def register(self, machine: Machine) -> None: ...
+    """``InProcessBus`` (``agent/bus.py``) or ``NatsBus`` (``agent/nats_bus.py``); ``register`` and
+    ``unregister`` may be coroutines."""
 
-    def unregister(self, machine: Machine) -> None: ...
+    def register(self, machine: Machine) -> Any: ...
+
+    def unregister(self, machine: Machine) -> Any: ...
 
     async def send(self, machine: Machine, recipient: str, schema: str, body: Any) -> None: ...
 
@@ -174,7 +178,9 @@ class Machine(Skill):
         for handler in self.events:
             self._unsubscribe.append(ledger.subscribe(handler.event_type, self._event_callback(handler)))
         if self.bus is not None and self.messages:
-            self.bus.register(self)
+            registered = self.bus.register(self)
+            if inspect.isawaitable(registered):  # a network bus connects and subscribes
+                await registered
         self.started = True
         for function, is_async in self.starts:
             await self._call(function, is_async)
@@ -188,7 +194,9 @@ class Machine(Skill):
             unsubscribe()
         self._unsubscribe.clear()
         if self.bus is not None:
-            self.bus.unregister(self)
+            unregistered = self.bus.unregister(self)
+            if inspect.isawaitable(unregistered):
+                await unregistered
         tasks, self._tasks = list(self._tasks), {}
         for task in tasks:
             task.cancel()
