@@ -13,6 +13,7 @@ writes only keys under its own name; other modules go through its keeper.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -93,11 +94,19 @@ class SortedState(MappingState):
 class Overlay:
     """Buffered writes over a parent reader. ``None`` as a written value means deleted."""
 
-    __slots__ = ("_parent", "_writes")
+    __slots__ = ("_index", "_parent", "_writes")
+
+    INDEX_MIN_WRITES = 64
+    """A prefix scan of an overlay holding at least this many writes builds :attr:`_index`."""
 
     def __init__(self, parent: StateReader) -> None:
         self._parent = parent
         self._writes: dict[str, bytes | None] = {}
+        self._index: list[str] | None = None
+        """The written keys in ascending order, or None until a prefix scan of a large overlay
+        needs it; from then on every write of a new key is inserted in place. A block's overlay
+        holds thousands of writes and its modules scan prefixes in end_block, once per seller
+        or book: filtering and sorting every write per scan made that quadratic."""
 
     def get(self, key: str) -> bytes | None:
         # Walk the overlay chain in a loop: one call per lookup instead of one per level.
@@ -111,17 +120,35 @@ class Overlay:
 
     def set(self, key: str, value: bytes) -> None:
         assert type(value) is bytes, "state values are bytes"
+        if self._index is not None and key not in self._writes:
+            insort(self._index, key)
         self._writes[key] = value
 
     def delete(self, key: str) -> None:
+        if self._index is not None and key not in self._writes:
+            insort(self._index, key)
         self._writes[key] = None
+
+    def _written_under(self, prefix: str) -> list[tuple[str, bytes | None]]:
+        """This overlay's writes under ``prefix``, in key order."""
+        writes = self._writes
+        if self._index is None:
+            if len(writes) < self.INDEX_MIN_WRITES:
+                return sorted((key, value) for key, value in writes.items() if key.startswith(prefix))
+            self._index = sorted(writes)
+        index = self._index
+        found: list[tuple[str, bytes | None]] = []
+        for position in range(bisect_left(index, prefix), len(index)):
+            key = index[position]
+            if not key.startswith(prefix):
+                break
+            found.append((key, writes[key]))
+        return found
 
     def iter_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         # A lazy merge of the parent's (sorted) keys with this overlay's sorted writes under the
         # prefix: a caller that stops early (a due index read up to "now") reads only what it uses.
-        local: list[tuple[str, bytes | None]] = sorted(
-            (key, value) for key, value in self._writes.items() if key.startswith(prefix)
-        )
+        local = self._written_under(prefix)
         i, n = 0, len(local)
         for key, value in self._parent.iter_prefix(prefix):
             while i < n and local[i][0] < key:
@@ -155,8 +182,14 @@ class Overlay:
         """Push this overlay's writes into its parent, which must be an :class:`Overlay`."""
         parent = self._parent
         assert isinstance(parent, Overlay), "only an overlay of an overlay can be committed"
+        if parent._index is not None:
+            parent_writes = parent._writes
+            for key in self._writes:
+                if key not in parent_writes:
+                    insort(parent._index, key)
         parent._writes.update(self._writes)
         self._writes = {}
+        self._index = None
 
     def changes(self) -> list[tuple[str, bytes | None]]:
         """This overlay's writes in ascending key order (the block write set)."""
