@@ -90,7 +90,9 @@ def explain(code: str, detail: str, messages: Sequence[Mapping[str, Any]] = ()) 
     if code in ("bank.insufficient_funds", "bank.insufficient_fee"):
         return f"the machine's balance does not cover {what} and its fee"
     if code == "core.account_paused":
-        return f"the owner has paused this machine on the ledger ({detail}); it does nothing until resumed"
+        reason = paused_reason(detail)
+        why = f" ({reason})" if reason else ""
+        return f"the owner has paused this machine on the ledger{why}; it does nothing until resumed"
     if code == "core.account_revoked":
         return "this machine's identity is revoked; only its owner can recover it"
     if code == "core.key_scope":
@@ -100,3 +102,11 @@ def explain(code: str, detail: str, messages: Sequence[Mapping[str, Any]] = ()) 
     if code == "core.bad_sequence":
         return f"the machine's transaction counter is out of step with the ledger ({detail})"
     return f"the ledger would refuse {what}: {detail}"
+
+
+def paused_reason(detail: str) -> str:
+    """The owner's reason in a ``core.account_paused`` detail ("<did> is paused by its owner: <reason>")."""
+    marker = "paused by its owner"
+    if marker not in detail:
+        return detail
+    return detail.split(marker, 1)[1].removeprefix(":").strip()

@@ -49,7 +49,7 @@ from autarky.ledger.tx import WIRE_VERSION, SignedTx, TxBody
 from autarky.provenance import DecisionChain, DecisionStore, inputs_digest
 
 from .clock import Clock, clock_for_running_loop
-from .errors import ActionRefused, MachinePaused, NotStarted, explain
+from .errors import ActionRefused, MachinePaused, NotStarted, explain, paused_reason
 from .ledger import AccountView, LedgerEvent, LedgerPort
 from .skill import Skill, body_to_model, schema_of
 from .storage import MemoryStorage, Storage
@@ -222,6 +222,14 @@ class Machine(Skill):
             self.paused, self.paused_reason = False, None
             self.note("resumed by its owner on the ledger; acting again")
 
+    async def _refresh_status(self) -> None:
+        try:
+            account = await self.ledger.account(self.did)
+        except Exception as exc:  # a node that does not answer: stay paused, try again next time
+            self.note(f"cannot read its own account: {exc!r}", logging.WARNING)
+            return
+        self._set_paused(account.status == "paused", account.paused_reason)
+
     def _on_paused(self, event: LedgerEvent) -> None:
         self._set_paused(True, str(event.get("reason", "")))
 
@@ -253,6 +261,9 @@ class Machine(Skill):
             delay = due - self.now_ms()
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
+            if self.paused:
+                # In case the resume event was missed (a dropped event stream): ask the ledger.
+                await self._refresh_status()
             if not self.paused:
                 await self._call(interval.function, interval.is_async)
             now = self.now_ms()
@@ -328,7 +339,7 @@ class Machine(Skill):
         verdict = await self.ledger.check(body, self.public_key, cosigner_keys, body_bytes)
         if not verdict.ok:
             if verdict.code == "core.account_paused":
-                self._set_paused(True, verdict.detail)
+                self._set_paused(True, paused_reason(verdict.detail))
             raise self._refuse(verdict.code, verdict.detail, messages, decision)
         tx = self._sign(body, body_bytes, cosigners)
         self._sequence += 1
