@@ -18,6 +18,11 @@ first failing step decides its result code (the documented order of precedence):
 A transaction that fails in steps 1-8 changes nothing. One that fails in step 9 keeps its fee and
 sequence increment (so it cannot be replayed) and loses every write of its messages. Either way it
 stays in the block, with its code in its receipt.
+
+:func:`check_tx` (a machine's pre-check, before it signs) runs steps 2-9 on a throwaway overlay
+with step 4 skipped. What it cannot know: the block the transaction will land in (its height and
+time, so ``core.expired`` and windows counted in blocks; the transactions ordered before it, which
+may take its sequence number or spend the same funds) and whether the real signatures verify.
 """
 
 from __future__ import annotations
