@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autarky.encoding import canonical_encode, decode_trusted, encode_int
+from autarky.encoding.cbor import MAX_DEPTH, _normalise
 
 INT64_RANGE = st.integers(min_value=-(2**64), max_value=2**64 - 1)
 BOUNDARIES = [
@@ -86,3 +87,65 @@ def test_reused_encoder_is_thread_safe() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(dumps_canonical, items))
     assert results == [cbor2.dumps(item, canonical=True) for item in items]
+
+
+def _normalise_reference(value: object, depth: int) -> object:
+    """The plain recursive definition ``canonical_encode`` checks and converts by."""
+    if depth > MAX_DEPTH:
+        raise TypeError("too deep")
+    if type(value) in (int, bytes, str, bool) or value is None:
+        return value
+    if type(value) in (list, tuple):
+        return [_normalise_reference(item, depth + 1) for item in value]  # type: ignore[attr-defined]
+    if type(value) is dict:
+        result = {}
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise TypeError("bad key")
+            result[key] = _normalise_reference(item, depth + 1)
+        return result
+    raise TypeError("not in the model")
+
+
+SCALARS = st.one_of(
+    st.integers(-(2**70), 2**70), st.binary(max_size=4), st.text(max_size=4), st.booleans(), st.none()
+)
+OUTSIDE = st.one_of(st.floats(allow_nan=False), st.sets(st.integers(), max_size=2), st.frozensets(st.just(1)))
+VALUES = st.recursive(
+    st.one_of(SCALARS, OUTSIDE),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=4).map(tuple),
+        st.dictionaries(
+            st.one_of(st.text(max_size=3), st.integers(-3, 3), st.binary(max_size=2)), children, max_size=4
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+def _nested(depth: int, leaf: object) -> object:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def _outcome(function: object, value: object) -> object:
+    try:
+        return ("ok", function(value, 0))  # type: ignore[operator]
+    except TypeError:
+        return ("refused",)
+
+
+@given(VALUES)
+def test_normalise_equals_the_recursive_definition(value: object) -> None:
+    assert _outcome(_normalise, value) == _outcome(_normalise_reference, value)
+
+
+@given(st.integers(MAX_DEPTH - 2, MAX_DEPTH + 2), SCALARS)
+def test_normalise_depth_limit_equals_the_recursive_definition(depth: int, leaf: object) -> None:
+    value = _nested(depth, leaf)
+    assert _outcome(_normalise, value) == _outcome(_normalise_reference, value)
+    if _outcome(_normalise, value)[0] == "ok":
+        assert canonical_encode(value) == cbor2.dumps(_normalise_reference(value, 0), canonical=True)

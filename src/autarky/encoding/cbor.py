@@ -88,21 +88,30 @@ def encode_int(value: int) -> bytes:
     return bytes((major | 27,)) + value.to_bytes(8, "big")
 
 
+_SCALARS = frozenset({int, bytes, str, bool, type(None)})
+
+
 def _normalise(value: Any, depth: int) -> Any:
-    """Turn tuples into lists and check the data model, raising TypeError on a bad value."""
+    """Turn tuples into lists and check the data model, raising TypeError on a bad value.
+
+    Scalar items of a list or map are checked where they stand instead of by a call each (a
+    module record is a map of a dozen scalars, encoded on every state write); the result equals
+    the plain recursive definition, ``tests/property/test_encoding_fast.py`` proves it.
+    """
     if depth > MAX_DEPTH:
         raise TypeError(f"nesting deeper than {MAX_DEPTH}")
     kind = type(value)
-    if kind is int or kind is bytes or kind is str or kind is bool or value is None:
+    if kind in _SCALARS:
         return value
+    inline = depth < MAX_DEPTH  # an item is at depth + 1, still allowed
     if kind is list or kind is tuple:
-        return [_normalise(item, depth + 1) for item in value]
+        return [item if inline and type(item) in _SCALARS else _normalise(item, depth + 1) for item in value]
     if kind is dict:
         result = {}
         for key, item in value.items():
             if type(key) is not str and type(key) is not int:
                 raise TypeError(f"map key of type {type(key).__name__} is not allowed")
-            result[key] = _normalise(item, depth + 1)
+            result[key] = item if inline and type(item) in _SCALARS else _normalise(item, depth + 1)
         return result
     raise TypeError(f"value of type {kind.__name__} cannot be encoded canonically")
 
