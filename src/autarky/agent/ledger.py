@@ -350,6 +350,11 @@ class InProcessLedger:
         last = self.chain.headers[-1]
         return BlockEnv(self.chain_id, last.height + 1, max(self._now_ms(), last.time_ms), last.hash)
 
+    def produce_block(self) -> None:
+        """Execute a block now with whatever is pending, possibly nothing (a simulation's scheduled
+        blocks, so end_block work such as market clearing runs when no machine sends anything)."""
+        self._produce_block()
+
     def _on_idle(self) -> bool:
         if not self._pending:
             return False

@@ -7,13 +7,29 @@ set-up blocks, batched 32 messages to a transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import SigningKey
-from autarky.scenarios.runtime import Actor
 
 ASSET = "aut"
+
+
+@dataclass(frozen=True, eq=False)
+class Actor:
+    """An account in genesis: a machine, an owner or a provider (plain data: its key, kind, owner).
+
+    A scenario turns the actors that act into machines with ``ScenarioContext.machine(actor)``."""
+
+    name: str
+    kind: str
+    key: SigningKey
+    owner: str | None = None
+
+    @property
+    def did(self) -> str:
+        return self.key.did
 
 
 def derive_key(scenario: str, seed: int, name: str) -> SigningKey:
@@ -30,12 +46,15 @@ class GenesisBuilder:
         self.chain_id = chain_id
         self.genesis_time_ms = genesis_time_ms
         self.actors: list[Actor] = []
+        self.by_name: dict[str, Actor] = {}
         self._balances: dict[str, int] = {}
         self.sections: dict[str, Any] = {}
 
     def actor(self, name: str, kind: str, *, owner: Actor | None = None, balance: int = 0) -> Actor:
         actor = Actor(name, kind, derive_key(self.scenario, self.seed, name), owner.did if owner else None)
+        assert name not in self.by_name, f"two actors called {name!r}"
         self.actors.append(actor)
+        self.by_name[name] = actor
         if balance:
             self._balances[actor.did] = balance
         return actor

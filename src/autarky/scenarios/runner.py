@@ -1,4 +1,4 @@
-"""Run a scenario end to end: genesis, chain, virtual time, audit, metrics and report.
+"""Run a scenario end to end: genesis, chain, agents on virtual time, audit, metrics and report.
 
 ::
 
@@ -7,42 +7,58 @@
     result = run("microgrid", SimConfig(machines=100, hours=24, seed=1, out=Path("sim-microgrid-1")))
     result["state_root"], result["conserved"], result["wall_s"]
 
-``wall_s`` is the only non-deterministic figure; everything else is a function of the config.
+The machines are :class:`autarky.agent.Machine` s on an :class:`autarky.agent.InProcessLedger` over
+the real executor and modules, run by a :class:`autarky.agent.VirtualEventLoop`: when every machine
+waits, the ledger executes one block with everything pending; the runner adds a block at every
+multiple of the scenario's ``block_every_ms`` (end_block work); then virtual time jumps to the next
+timer. Signatures are verified by a :class:`~autarky.node.admission.PrefetchVerifier` in one worker
+process (the second core) while the machines go on. At the end every machine anchors its pending
+decision records, and a few sampled transactions are walked back to their models with
+:func:`autarky.provenance.explain` (metric ``explained``).
+
+``wall_s`` and ``timings`` are the only non-deterministic figures; everything else is a function
+of the config.
 """
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from autarky.agent import Fleet, InProcessBus, InProcessLedger, VirtualClock, VirtualEventLoop
+from autarky.ledger.block import Event, Receipt
 from autarky.modules.bank import keeper as bank
 from autarky.modules.harness import Chain
-from autarky.provenance import DecisionStore
+from autarky.node.admission import PrefetchVerifier, exit_with_parent
+from autarky.provenance import ChainLedgerView, DecisionStore, explain
 from autarky.scenarios import get
-from autarky.scenarios.base import HOUR_MS, SimConfig
+from autarky.scenarios.base import HOUR_MS, Scenario, ScenarioContext, ScenarioMachine, SimConfig
 from autarky.scenarios.genesis import GenesisBuilder
 from autarky.scenarios.metrics import Recorder, ledger_checks
 from autarky.scenarios.report import render_html, standard_sections, write_report
-from autarky.scenarios.runtime import Sim
 
 Progress = Callable[[float, float], None]
 """Called with (simulated hours done, hours in total) after each block."""
+
+EXPLAIN_PER_POLICY = 2
+"""Transactions per model-backed decision policy that ``explain`` walks at the end of a run."""
 
 
 def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run scenario ``name``; write the report folder if ``config.out``; return the metrics."""
     wall_start = time.perf_counter()
-    timings: Counter[str] = Counter()
+    timings: dict[str, float] = {}
     scenario = get(name)(config)
+    config = scenario.config  # a scenario may fix its own start time
     chain_id = f"sim-{name}-{config.seed}"
-    builder = GenesisBuilder(name, config.seed, chain_id, config.start_ms - HOUR_MS)
+    builder = GenesisBuilder(name, config.seed, chain_id, config.start_ms - scenario.setup_ms)
     scenario.build_genesis(builder)
-    genesis = builder.build()
-    chain = Chain.from_genesis(genesis)
+    chain = Chain.from_genesis(builder.build())
     genesis_supply = bank.supplies(chain.state)
-    timings["genesis_s"] = time.perf_counter() - wall_start
     if config.out is not None:
         config.out.mkdir(parents=True, exist_ok=True)
         path = config.out / "decisions.sqlite"
@@ -51,63 +67,99 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
         store = DecisionStore(path)
     else:
         store = DecisionStore.memory()
-    sim = Sim(chain, config.start_ms - HOUR_MS + 1, store)
-    sim.actors = builder.actors
-    recorder = Recorder(sim, config.start_ms)
-    scenario.start(sim, recorder)
-    for hour in range(config.hours + 1):
-        moment = config.start_ms + hour * HOUR_MS
-        sim.at(moment, lambda moment=moment: recorder.sample_wallets(chain, moment))
+    recorder = Recorder(chain, config.start_ms, builder.actors)
     end_ms = scenario.end_ms + scenario.tail_ms
     total_h = (end_ms - config.start_ms) / HOUR_MS
 
-    def on_block(time_ms: int) -> None:
+    def on_block(ledger: Any, receipts: tuple[Receipt, ...], end_events: tuple[Event, ...]) -> None:
+        recorder.on_block(ledger, receipts, end_events)
         if progress is not None:
-            progress(max(0.0, (time_ms - config.start_ms) / HOUR_MS), total_h)
+            done = (chain.headers[-1].time_ms - config.start_ms) / HOUR_MS
+            progress(max(0.0, done), total_h)
 
-    sim.run_until(end_ms - 1, on_block)
-    sim.anchor_all()
-    sim.block_at(end_ms)
-    sim.run_until(end_ms, on_block)
+    pool = ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+    )
+    try:
+        ledger = InProcessLedger(chain, on_block=on_block, verifier=PrefetchVerifier(pool))
+        ctx = ScenarioContext(
+            config,
+            chain,
+            ledger,
+            store,
+            recorder,
+            actors=dict(builder.by_name),
+            bus=InProcessBus(ledger, seed=f"{chain_id}/bus".encode()),
+        )
+        scenario.setup(ctx)
+        timings["setup_s"] = time.perf_counter() - wall_start
+        loop = VirtualEventLoop(config.start_ms - scenario.setup_ms + 1_000)
+        try:
+            loop.run_until_complete(_drive(ctx, scenario, loop, end_ms))
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     store.flush()
-    timings["run_s"] = time.perf_counter() - wall_start - timings["genesis_s"]
+    timings["run_s"] = time.perf_counter() - wall_start - timings["setup_s"]
     checks = ledger_checks(chain, genesis_supply)
-    scenario_metrics = scenario.finish(sim, recorder, chain)
+    scenario_metrics = scenario.finish(ctx)
+    explained = _explain_sample(ctx)
+    timings["finish_s"] = time.perf_counter() - wall_start - timings["setup_s"] - timings["run_s"]
+    machines = ctx.machines
+    anchored = sum(m.decisions.anchored for m in machines if m.decisions is not None)
+    recorded = sum(m.decisions.next_seq for m in machines if m.decisions is not None)
+    failures = sum(m.failures for m in machines)
     metrics: dict[str, Any] = {
         "scenario": name,
         "machines": config.machines,
         "hours": config.hours,
         "seed": config.seed,
         "accounts": len(builder.actors),
+        "agents": len(machines),
         "height": chain.height,
         "state_root": chain.root.hex(),
-        "transactions_submitted": sim.submitted,
-        "transactions_committed": sim.committed,
-        "refusals": dict(sorted(sim.refused.items())),
+        "transactions_committed": recorder.committed,
+        "refusals": dict(sorted(recorder.refused.items())),
+        "prechecks_refused": dict(sorted(recorder.prechecks_refused.items())),
+        "handler_failures": failures,
         "trades": recorder.trades,
         "traded_units": recorder.traded_units,
         "traded_value": recorder.traded_value,
-        "decisions_recorded": sim.decisions_recorded,
-        "decisions_anchored": sim.anchored_records,
-        "anchor_transactions": sim.anchor_txs,
-        "decisions_by_policy": dict(sorted(sim.decisions_by_policy.items())),
+        "decisions_recorded": recorded,
+        "decisions_anchored": anchored,
+        "anchor_transactions": int(recorder.counters.get("provenance.decisions_anchored", 0)),
+        "decisions_by_policy": dict(sorted(recorder.decisions_by_policy.items())),
+        "explained": explained["ok"],
+        "explained_txs": explained["txs"],
+        "explain_failures": explained["failures"],
         "events": dict(sorted(recorder.counters.items())),
         **checks,
         **scenario_metrics,
     }
+    metrics["transactions_submitted"] = recorder.committed + sum(recorder.refused.values())
     series: dict[str, Any] = {"prices": recorder.prices, **recorder.series}
     metrics["wall_s"] = round(time.perf_counter() - wall_start, 3)
     metrics["timings"] = {k: round(v, 3) for k, v in timings.items()}
     if config.out is not None:
+        refused = sum(recorder.refused.values())
         summary = [
             ("scenario", f"{name}: {scenario.summary}"),
             ("machines / hours / seed", f"{config.machines} / {config.hours} / {config.seed}"),
             ("state root", metrics["state_root"]),
             ("blocks", chain.height),
-            ("transactions committed", sim.committed),
-            ("transactions refused", sum(sim.refused.values())),
+            ("transactions committed", recorder.committed),
+            (
+                "transactions refused (ledger / pre-check)",
+                f"{refused} / {sum(recorder.prechecks_refused.values())}",
+            ),
             ("trades", recorder.trades),
-            ("decision records (anchored)", f"{sim.decisions_recorded:,} ({sim.anchored_records:,})"),
+            ("decision records (anchored)", f"{recorded:,} ({anchored:,})"),
+            (
+                "sampled transactions explained",
+                f"{explained['txs']} ({'all checks ok' if explained['ok'] else 'FAILED'})",
+            ),
             ("supply conserved", "yes" if checks["conserved"] else "NO"),
             ("escrow open at the end", checks["escrow_open_locks"]),
             ("ledger invariants", "all hold" if checks["invariants_ok"] else "VIOLATED"),
@@ -118,3 +170,79 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
         write_report(config.out, {**metrics, "series": series}, html)
     store.close()
     return metrics
+
+
+async def _drive(ctx: ScenarioContext, scenario: Scenario, loop: VirtualEventLoop, end_ms: int) -> None:
+    """Start every machine, run to ``end_ms`` with scheduled blocks, anchor, stop."""
+    ledger = ctx.ledger
+    ledger.attach(loop)
+    period = scenario.block_every_ms
+    wanted = False
+
+    def scheduled_block() -> bool:  # an idle hook after the ledger's: only when nothing is pending
+        nonlocal wanted
+        if not wanted:
+            return False
+        wanted = False
+        if ledger.chain.headers[-1].time_ms >= loop.now_ms():
+            return False  # a block at this moment was already produced
+        ledger.produce_block()
+        return True
+
+    async def ticker(every: int) -> None:
+        nonlocal wanted
+        while True:
+            now = loop.now_ms()
+            await asyncio.sleep(((now // every + 1) * every - now) / 1000)
+            wanted = True
+
+    loop.add_idle_hook(scheduled_block)
+    ticking = loop.create_task(ticker(period)) if period else None
+    clock = VirtualClock(loop)
+    fleet = Fleet(ctx.machines)
+    fleet.clock = clock
+    for machine in ctx.machines:
+        machine.clock = clock
+    try:
+        # Concurrently, so the set-up transactions of on_start handlers share blocks.
+        await asyncio.gather(*(machine.start() for machine in ctx.machines))
+        await _sleep_until(loop, end_ms - 1)
+        for _ in range(3):  # anchor every machine's pending records (one batch each, 4096 max)
+            due = [m for m in ctx.machines if m.decisions is not None and m.decisions.pending_count]
+            if not due:
+                break
+            await asyncio.gather(*(m.anchor() for m in due))
+        await _sleep_until(loop, end_ms)
+        if ledger.pending or ledger.chain.headers[-1].time_ms < end_ms:
+            ledger.produce_block()
+    finally:
+        if ticking is not None:
+            ticking.cancel()
+        await fleet.stop()
+        loop.remove_idle_hook(scheduled_block)
+        ledger.detach()
+
+
+async def _sleep_until(loop: VirtualEventLoop, time_ms: int) -> None:
+    delay = time_ms - loop.now_ms()
+    if delay > 0:
+        await asyncio.sleep(delay / 1000)
+
+
+def _explain_sample(ctx: ScenarioContext) -> dict[str, Any]:
+    """Walk a few sampled transactions (``EXPLAIN_PER_POLICY`` per model-backed policy) back to
+    their decision, batch, model, card and training data; all checks must pass."""
+    sample: Sequence[bytes] = ctx.recorder.explain_sample
+    if not sample:
+        return {"ok": None, "txs": 0, "failures": []}
+    view = ChainLedgerView(ctx.chain)
+    failures: list[dict[str, Any]] = []
+    for tx_hash in sample:
+        result = explain(tx_hash, ctx.store, view, ctx.model_dir)
+        bad = [check for check in result.checks if check.ok is False]
+        if bad:
+            failures.append({"tx": tx_hash.hex(), "checks": [f"{c.name}: {c.detail}" for c in bad]})
+    return {"ok": not failures, "txs": len(sample), "failures": failures[:5]}
+
+
+__all__ = ["EXPLAIN_PER_POLICY", "Progress", "ScenarioMachine", "run"]
