@@ -1,7 +1,8 @@
-"""The ``autarky up`` fleet's economy through a real node on a virtual clock: the solar inverter's
-asks and the households' bids clear in the capped auction, settle against the machines' own meter
-readings, the oracle feeds carry the grid price and the weather, and the farm controller buys a
-period of weather data, receives the sealed key and acknowledges it (paying the sensor)."""
+"""The ``autarky up`` fleet's economy through a real node on a virtual clock, run by the machine
+agents: the solar inverter's forecast asks and the households' forecast bids clear in the capped
+auction, settle against the machines' own meter readings, the oracle feeds carry the grid price and
+the weather, the farm controller decides to buy a period of weather data, receives the sealed key
+and acknowledges it (paying the sensor); every decision is recorded and anchored on chain."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 from autarky.demo.economy import DEMO_INTERVAL_MS, PRICE_FEED, WEATHER_FEED, ZONE
 from autarky.demo.fleet import NAMES, OWNER, Fleet
+from autarky.demo.models import ensure_models
 from autarky.demo.workspace import open_workspace
 from autarky.encoding import canonical_decode
 from autarky.engines.embedded import VirtualClock
 from autarky.node.node import GENESIS_FILE
+from autarky.provenance import DecisionStore
 from autarky.web.client import AutarkyClient
 from autarky.web.testing import LiveNode
 
@@ -24,10 +27,16 @@ def test_the_demo_fleet_trades_settles_and_buys_weather_data(tmp_path: Path) -> 
     genesis = canonical_decode((workspace.node_dir / GENESIS_FILE).read_bytes())
     start = (time.time_ns() // 1_000_000 // DEMO_INTERVAL_MS + 1) * DEMO_INTERVAL_MS
     clock = VirtualClock(start)
+    models = ensure_models(workspace.root)  # trained when the workspace was created: loaded here
+    store = DecisionStore.memory()
+    fleets: list[Fleet] = []
 
     async def drive(url: str) -> None:
         async with AutarkyClient(url) as client:
-            fleet = Fleet(client, workspace.keys, rate=4.0, seed=5, clock_ms=clock)
+            fleet = Fleet(
+                client, workspace.keys, rate=4.0, seed=5, clock_ms=clock, models=models, store=store
+            )
+            fleets.append(fleet)
             await fleet.bootstrap()
             stop = asyncio.Event()
             runner = asyncio.create_task(fleet.run(stop))
@@ -50,3 +59,17 @@ def test_the_demo_fleet_trades_settles_and_buys_weather_data(tmp_path: Path) -> 
         farm = workspace.did("farm-controller")
         purchases = live.http.get("/api/v1/data/purchases", params={"account": farm}).json()["purchases"]
         assert [p["status"] for p in purchases] == ["delivered"], purchases
+
+        # The models are registered, every decision is recorded and, after the stop, anchored.
+        registered = live.http.get("/api/v1/provenance/models").json()["models"]
+        assert {m["hash"] for m in registered} >= {m.model_hash.hex() for m in models.values()}
+        activity = fleets[0].activity
+        assert activity.decisions > 0 and activity.anchored == activity.decisions
+        inverter = activity.machines["solar-inverter"]
+        assert inverter.forecast is not None and inverter.forecast["policy"] == "pv-forecast/1"
+        assert any(order["side"] == "ask" for order in inverter.orders)
+        policies = {record["policy"] for m in activity.machines.values() for record in m.records}
+        assert {"pv-forecast/1", "load-forecast/1", "battery-lp/1", "irrigation-balance/1"} <= policies
+        for machine in activity.machines.values():
+            head = live.http.get(f"/api/v1/provenance/decisions/{machine.did}").json()["head"]
+            assert (head or {}).get("count", 0) == store.count(machine.did), machine.name

@@ -1,11 +1,13 @@
 """``autarky up``: the main job. One command: an embedded node, the API and dashboard, and a demo fleet.
 
-Nothing to set up: the first run creates a demo workspace (``.autarky/demo``) with a demo chain and
-the fleet's keys; later runs reuse it (``--fresh`` starts over). The fleet (see
-:mod:`autarky.demo.fleet`) signs and submits real transactions through the HTTP API, a few per
-second, some of which the machines' guardrails refuse. A live summary refreshes until Ctrl-C; with
-``--duration`` the run ends by itself, and with ``--json`` it prints one JSON object at the end
-(progress goes to stderr).
+Nothing to set up: the first run creates a demo workspace (``.autarky/demo``) with a demo chain, the
+fleet's keys and its trained models; later runs reuse it (``--fresh`` starts over). The fleet (see
+:mod:`autarky.demo.fleet` and :mod:`autarky.demo.agents`) runs as autonomous agents over the HTTP
+API: they forecast, plan, bid and ask, pay, and record every decision (``decisions.sqlite`` in the
+workspace, anchored on chain); their pre-check refuses, before signing, what their guardrails would
+refuse. The dashboard's ``/agents`` page shows them live (this process hands the page its activity
+feed). A live summary refreshes until Ctrl-C; with ``--duration`` the run ends by itself, and with
+``--json`` it prints one JSON object at the end (progress goes to stderr).
 
 ``--engine nats`` runs the same demo on a local cluster instead (:mod:`autarky.cluster`): three
 nats-servers and three node processes, every node a validator, in ``<workspace>/cluster`` (reused on
@@ -44,6 +46,7 @@ from autarky.node.node import Node
 if TYPE_CHECKING:
     from autarky.cluster import LocalAutarkyCluster
     from autarky.demo.fleet import Fleet
+    from autarky.provenance import DecisionStore
     from autarky.web.client import AutarkyClient
 
 DEMO_HOST = "127.0.0.1"
@@ -97,12 +100,15 @@ def up(
         ),
     ] = EngineChoice.embedded,
 ) -> None:
-    """Run an embedded node, the API and dashboard on 127.0.0.1, and a demo fleet of machines trading on it.
+    """Run an embedded node, the API and dashboard on 127.0.0.1, and a fleet of machine agents on it.
 
-    The fleet: a solar inverter selling energy to two households, an EV charger paid by a car (and
-    buying energy), a weather sensor paid per reading by a farm controller, all owned by a site
-    operator who set their guardrails. Their keys are demo keys stored UNENCRYPTED in the workspace.
-    With --engine nats the same fleet trades on a local 3-node cluster on the nats engine.
+    The fleet, all owned by a site operator who set their guardrails: a solar inverter that forecasts
+    its output and asks it in the energy auction, two households that forecast their load and bid,
+    a home battery that plans with an LP, an EV charger paid by a car, a weather sensor and a farm
+    controller that buys weather data when its soil sensor is not enough. Every decision is recorded
+    and anchored (autarky decisions explain TX); the dashboard's /agents page shows them live. Their
+    keys are demo keys stored UNENCRYPTED in the workspace. With --engine nats the same fleet trades
+    on a local 3-node cluster on the nats engine.
 
     Example:  autarky up                          (Ctrl-C to stop)
     Example:  autarky up --duration 20 --json --port 0
@@ -114,7 +120,7 @@ def up(
     config = current().config()
     if fresh:
         remove_workspace(data_dir)
-    workspace = open_workspace(data_dir, NAMES, OWNER)
+    workspace = open_workspace(data_dir, NAMES, OWNER, log=output.note)
     chosen_port = config.api.port if port is None else port
     if engine is EngineChoice.nats:
         summary = run(_run_cluster(config, workspace, chosen_port, rate, duration, seed))
@@ -132,7 +138,6 @@ async def _run(
     duration: float | None,
     seed: int | None,
 ) -> dict[str, Any]:
-    from autarky.demo.fleet import Fleet
     from autarky.web.client import AutarkyClient
     from autarky.web.server import start_api
 
@@ -159,8 +164,12 @@ async def _run(
             ) from exc
         dashboard = f"{server.url}/"
         _announce(workspace, dashboard, server.url)
-        async with AutarkyClient(server.url, api_key=config.api.api_key) as client:
-            fleet = Fleet(client, workspace.keys, rate=rate, seed=seed, log=output.note)
+        async with (
+            AutarkyClient(server.url, api_key=config.api.api_key) as client,
+            _store(workspace) as store,
+        ):
+            fleet = _fleet(client, workspace, store, rate, seed)
+            server.app.state.agents = fleet.activity  # the dashboard's /agents page reads it
             registered = await fleet.bootstrap()
             if registered:
                 output.note(f"registered {registered} machines on the ledger")
@@ -193,7 +202,6 @@ async def _run_cluster(
 ) -> dict[str, Any]:
     """The demo on a local nats cluster: start it, run the fleet against node 0, stop everything."""
     from autarky.cluster import ClusterError
-    from autarky.demo.fleet import Fleet
     from autarky.engines.nats_server import NatsOpsError
     from autarky.web.client import AutarkyClient
 
@@ -222,8 +230,8 @@ async def _run_cluster(
         dashboard = f"{api}/"
         _announce(workspace, dashboard, api)
         _announce_cluster(cluster)
-        async with AutarkyClient(api) as client:
-            fleet = Fleet(client, workspace.keys, rate=rate, seed=seed, log=output.note)
+        async with AutarkyClient(api) as client, _store(workspace) as store:
+            fleet = _fleet(client, workspace, store, rate, seed)
             registered = await fleet.bootstrap()
             if registered:
                 output.note(f"registered {registered} machines on the ledger")
@@ -257,6 +265,39 @@ async def _run_cluster(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         output.note("stopped cleanly")
+
+
+def _fleet(
+    client: AutarkyClient, workspace: Workspace, store: DecisionStore, rate: float, seed: int | None
+) -> Fleet:
+    """The demo fleet with the workspace's models and decision store, and its activity feed."""
+    from autarky.demo.activity import Activity
+    from autarky.demo.fleet import Fleet
+    from autarky.demo.models import ensure_models
+
+    models = ensure_models(workspace.root, output.note)
+    activity = Activity(store=store, models_dir=workspace.models_dir)
+    return Fleet(
+        client,
+        workspace.keys,
+        rate=rate,
+        seed=seed,
+        log=output.note,
+        models=models,
+        store=store,
+        activity=activity,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _store(workspace: Workspace) -> Any:
+    from autarky.provenance import DecisionStore
+
+    store = DecisionStore(workspace.decisions_path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _open_cluster(workspace: Workspace, port: int) -> LocalAutarkyCluster:
@@ -396,28 +437,33 @@ async def _watch(
         return
     while not runner.done():
         await asyncio.wait({runner}, timeout=PROGRESS_EVERY_S)
-        stats = fleet.stats
+        feed = fleet.activity
+        codes = ", ".join(f"{code} {count}" for code, count in feed.refusal_codes.most_common(3)) or "none"
         output.note(
-            f"height {height()}: {stats.committed} committed, {stats.failed} refused "
-            f"({', '.join(f'{code} {count}' for code, count in stats.codes.most_common(3)) or 'none'})"
+            f"height {height()}: {feed.committed} committed, {feed.failed} failed, "
+            f"{feed.refused} refused before signing ({codes}), "
+            f"{feed.decisions} decisions recorded"
         )
 
 
 def _render(fleet: Fleet, height: int, dashboard: str, workspace: Workspace, start_height: int) -> Group:
-    from autarky.demo.fleet import ASSET, MACHINES, NAMES, OWNER
+    from autarky.demo.fleet import ASSET, NAMES
 
-    stats = fleet.stats
-    elapsed = max(time.monotonic() - stats.started, 0.001)
+    feed = fleet.activity
+    elapsed = max(time.monotonic() - feed.started, 0.001)
     header = Text.assemble(
         ("Dashboard ", "bold"),
         (dashboard, "bold cyan underline"),
+        ("  machines deciding live: ", "dim"),
+        (f"{dashboard}agents", "cyan underline"),
         "\n",
         f"chain {workspace.chain_id} · height {height} · ",
         f"{height - start_height} blocks this run · ",
-        (f"{stats.committed} committed", "green"),
+        (f"{feed.committed} committed", "green"),
         " · ",
-        (f"{stats.failed} refused", "red" if stats.failed else ""),
-        f" · {(stats.committed + stats.failed) / elapsed:.1f} tx/s",
+        (f"{feed.refused} refused before signing", "red" if feed.refused else ""),
+        f" · {feed.decisions} decisions recorded ({feed.anchored} anchored)",
+        f" · {feed.committed / elapsed:.1f} tx/s",
     )
     table = Table(expand=True, box=None, header_style="bold")
     table.add_column("machine")
@@ -425,28 +471,39 @@ def _render(fleet: Fleet, height: int, dashboard: str, workspace: Workspace, sta
     table.add_column(f"balance ({ASSET})", justify="right")
     table.add_column("ok", justify="right", style="green")
     table.add_column("refused", justify="right", style="red")
+    table.add_column("decisions", justify="right", style="cyan")
     table.add_column("last")
     for name in NAMES:
-        spec_kind = "operator" if name == OWNER else next(s.kind for s in MACHINES if s.name == name)
-        machine = stats.machines.get(name)
+        machine = feed.machines.get(name)
         table.add_row(
             name,
-            spec_kind,
+            machine.kind if machine else "",
             output.fmt_amount(fleet.balances.get(name, 0)),
             str(machine.committed if machine else 0),
-            str(machine.failed if machine else 0),
+            str(machine.refused if machine else 0),
+            str(machine.decisions if machine else 0),
             Text(machine.last if machine else "", overflow="ellipsis", no_wrap=True),
         )
-    codes = " · ".join(f"{code} {count}" for code, count in stats.codes.most_common()) or "none yet"
+    codes = " · ".join(f"{code} {count}" for code, count in feed.refusal_codes.most_common()) or "none yet"
     recent = Table.grid(padding=(0, 1))
-    for at, name, text, ok in list(stats.recent)[-5:]:
-        recent.add_row(f"{at:6.1f}s", name, Text(text, style="green" if ok else "red"))
+    styles = {"ok": "green", "refused": "red", "failed": "yellow"}
+    for event in list(feed.recent)[-5:]:
+        recent.add_row(
+            f"{event['at_s']:6.1f}s",
+            event["machine"],
+            Text(event["text"], style=styles.get(event["outcome"], "")),
+        )
     footer = Text(
-        f"Refusals by code: {codes}\nCtrl-C to stop · demo keys (unencrypted) in {workspace.keys_dir}",
+        f"Refused before signing (never signed), by code: {codes}\n"
+        f"Ctrl-C to stop · demo keys (unencrypted) in {workspace.keys_dir} · "
+        f"autarky decisions explain TX --store {workspace.decisions_path}",
         style="dim",
     )
     return Group(
-        Panel(header, title="Autarky demo: a microgrid site", border_style="cyan"), table, recent, footer
+        Panel(header, title="Autarky demo: a microgrid site of machine agents", border_style="cyan"),
+        table,
+        recent,
+        footer,
     )
 
 
@@ -461,10 +518,10 @@ def _summary(
 ) -> dict[str, Any]:
     from autarky.demo.fleet import MACHINES, OWNER
 
-    stats = fleet.stats
+    feed = fleet.activity
     machines = []
     for spec in MACHINES:
-        machine = stats.machines.get(spec.name)
+        machine = feed.machines[spec.name]
         machines.append(
             {
                 "name": spec.name,
@@ -472,30 +529,45 @@ def _summary(
                 "kind": spec.kind,
                 "role": spec.role,
                 "balance": fleet.balances.get(spec.name, 0),
-                "committed": machine.committed if machine else 0,
-                "failed": machine.failed if machine else 0,
+                "committed": machine.committed,
+                "failed": machine.failed,
+                "refused_before_signing": machine.refused,
+                "decisions_recorded": machine.decisions,
             }
         )
-    operator = stats.machines.get(OWNER)
+    operator = feed.machines[OWNER]
     return {
         "chain_id": status["chain_id"],
         "dashboard_url": dashboard,
+        "agents_url": f"{dashboard}agents",
         "api_url": f"{api}/api/v1",
         "height": status["height"],
         "blocks": status["height"] - start_height,
         "state_root": status["state_root"],
-        "transactions_committed": stats.committed,
-        "transactions_failed": stats.failed,
-        "failures_by_code": dict(stats.codes.most_common()),
+        "transactions_committed": feed.committed,
+        "transactions_failed": feed.failed,
+        "failures_by_code": dict(feed.failure_codes.most_common()),
+        "refused_before_signing": feed.refused,
+        "refusals_by_code": dict(feed.refusal_codes.most_common()),
+        "decisions_recorded": feed.decisions,
+        "decisions_anchored": feed.anchored,
         "machines": machines,
         "operator": {
             "name": OWNER,
             "did": fleet.did(OWNER),
             "balance": fleet.balances.get(OWNER, 0),
-            "committed": operator.committed if operator else 0,
-            "failed": operator.failed if operator else 0,
+            "committed": operator.committed,
+            "failed": operator.failed,
+            "refused_before_signing": operator.refused,
+            "decisions_recorded": operator.decisions,
         },
         "workspace": str(workspace.root),
+        "decision_store": str(workspace.decisions_path),
+        "models_dir": str(workspace.models_dir),
+        "models": {
+            name: {"hash": model.model_hash.hex(), "kind": model.kind, "card": model.card_path.name}
+            for name, model in fleet.models.items()
+        },
         "insecure_demo_keys": str(workspace.keys_dir),
         "duration_s": round(seconds, 1),
     }
@@ -506,11 +578,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print(
         f"\n[bold]Demo stopped[/] at height {summary['height']} ({summary['blocks']} blocks this run): "
         f"[green]{summary['transactions_committed']} committed[/], "
-        f"[red]{summary['transactions_failed']} refused[/]"
+        f"{summary['transactions_failed']} failed on the ledger, "
+        f"[red]{summary['refused_before_signing']} refused before signing[/], "
+        f"{summary['decisions_recorded']} decisions recorded ({summary['decisions_anchored']} anchored)"
     )
+    for code, count in summary["refusals_by_code"].items():
+        out.print(f"  refused {count:>4} × {code} (never signed)")
     for code, count in summary["failures_by_code"].items():
-        out.print(f"  refused {count:>4} × {code}")
+        out.print(f"  failed  {count:>4} × {code}")
     out.print(f"  state root {summary['state_root']}")
+    out.print(f"  decisions in {summary['decision_store']}: autarky decisions explain TX_HASH")
     out.print(
         f"  workspace {summary['workspace']} (run `autarky up` again to continue, --fresh to start over)"
     )

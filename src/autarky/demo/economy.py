@@ -1,28 +1,28 @@
-"""The demo site's economy: the fleet trades energy through the auction, settles on its meters and
-buys weather data, as real transactions (``autarky up``).
+"""The demo site's economy: what the chain needs so the fleet can trade energy through the auction,
+settle on its meters and buy weather data (``autarky up``).
 
 On a demo chain a delivery interval lasts :data:`DEMO_INTERVAL_MS` (20 s) and a "day" of 96 intervals
-32 minutes, so a visitor sees books clear and settle within a minute:
+32 minutes, so a visitor sees books clear and settle within a minute (:mod:`autarky.demo.site` maps
+each interval to 15 minutes of a generated world):
 
 * the **operator** reports the grid price to the oracle feed ``grid-price/site``, which caps the
   auction of zone ``site``; the **weather-sensor** reports the temperature to ``weather/site``;
-* before each interval's gate the **solar-inverter** asks its forecast (a clear-sky curve over the
-  demo day), **household-a**, **household-b** and the **ev-charger** bid their demand; bids are
-  escrowed, and the machines' guardrails apply to the escrow like any payment;
+* before each interval's gate the **solar-inverter** asks its forecast, the households bid their
+  forecast load, the **home-battery** bids or asks by its plan, the **ev-charger** bids its
+  demand; orders are escrowed, and the machines' guardrails apply to the escrow like any payment;
 * at each interval's end every trading machine reads its own meter (registered by the operator,
-  who owns them); the solar output differs from its forecast (clouds), so settlement pays for what
-  was delivered and the seller's collateral pays a penalty for the rest;
+  who owns them); the solar output differs from its forecast, so settlement pays for what was
+  delivered and the seller's collateral pays a penalty for the rest;
 * the weather-sensor offers its readings on the data market; the **farm-controller** buys a period
   of them (a grant on the ledger), receives the data key in a sealed, signed message, acknowledges
-  it (which releases the payment) and reads the temperature from the oracle.
+  it (which releases the payment).
 
-Everything here only plans :class:`~autarky.demo.fleet.Action` s; the fleet submits them, one in
-flight per machine, and counts the refusals with their codes.
+:class:`SiteEconomy` sets this up (feeds, meters, the offer) and holds what the agents share about
+the site (meter registers, the offer); the agents themselves are in :mod:`autarky.demo.agents`.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -32,7 +32,6 @@ from typing import Any
 from autarky.crypto.keys import SigningKey
 from autarky.messaging.keydelivery import key_hash, new_data_key, seal_key
 from autarky.modules.data import messages as data
-from autarky.modules.market import messages as market
 from autarky.modules.metering import messages as metering
 from autarky.modules.oracle import messages as oracle
 from autarky.web.client import AutarkyClient, ClientError
@@ -43,8 +42,10 @@ PRICE_FEED = "grid-price/site"
 WEATHER_FEED = "weather/site"
 PENALTY_PER_UNIT = 1
 SELLER = "solar-inverter"
+BATTERY = "home-battery"
 BUYERS = ("household-a", "household-b", "ev-charger")
-TRADERS = (SELLER, *BUYERS)
+TRADERS = (SELLER, *BUYERS, BATTERY)
+EXPORTERS = (SELLER, BATTERY)
 
 
 def economy_genesis() -> dict[str, Any]:
@@ -154,7 +155,7 @@ class SiteEconomy:
                 last = meters[0].get("last_reading") or {}
                 self.registers[name] = int(last.get("value", 0))
                 continue
-            direction = "export" if name == SELLER else "import"
+            direction = "export" if name in EXPORTERS else "import"
             registrations.append(metering.register(self.did(name), self.did(name), direction, "wh"))
             self.registers[name] = 0
         if registrations:
@@ -192,121 +193,6 @@ class SiteEconomy:
         from autarky.modules.data import keeper as data_keeper
 
         self.offer_id = data_keeper.new_offer_id(bytes.fromhex(tx_hash), 0)
-
-    # -- the demo day ------------------------------------------------------------------------------------
-
-    def _hour(self, interval: int) -> float:
-        return ((interval - self.day_origin) % 96) / 4
-
-    def forecast(self, interval: int) -> int:
-        hour = self._hour(interval)
-        return 0 if not 5 < hour < 21 else int(60 * math.sin(math.pi * (hour - 5) / 16))
-
-    def demand(self, name: str, interval: int) -> int:
-        # Within the machines' per-transaction caps (household 40, charger 80) at a limit of 4.
-        base = 8 if name == "ev-charger" else 3
-        evening = 2 if 17 <= self._hour(interval) < 22 else 1
-        return base * evening + self.random.randint(0, 3)
-
-    def grid_price(self, interval: int) -> int:
-        hour = self._hour(interval)
-        return 4 if 17 <= hour < 21 else 3 if 7 <= hour < 17 else 2
-
-    async def due(self, busy: set[str]) -> list[Planned]:
-        """The actions due now: reports and orders for the next interval, meter readings of the
-        last, and the farm's data purchase and key delivery."""
-        if not self.enabled:
-            return []
-        now = self.clock_ms()
-        current = now // self.interval_ms
-        planned: list[Planned] = []
-        target = current + 1
-        if self.reported_for < target and self.operator not in busy and "weather-sensor" not in busy:
-            planned.extend(await self._reports(target))
-        # One action per machine at a time: the last interval's readings first, then the orders.
-        if self.read_through < current - 1 and not any(name in busy for name in TRADERS):
-            planned.extend(self._readings(current - 1))
-        elif self.ordered_for < target <= self.reported_for:
-            planned.extend(self._orders(target, busy))
-        planned.extend(await self._data_purchase(busy))
-        return planned
-
-    async def _reports(self, target: int) -> list[Planned]:
-        price = self.grid_price(target)
-        temperature = 12 + int(8 * math.sin(math.pi * (self._hour(target) - 8) / 12))
-        planned = []
-        for feed, machine, value, what in (
-            (PRICE_FEED, self.operator, price, f"reports a grid price of {price}"),
-            (WEATHER_FEED, "weather-sensor", temperature, f"reports {temperature} °C"),
-        ):
-            try:
-                round_number = int((await self.client.oracle_feed(feed))["round"])
-            except (ClientError, KeyError, TypeError, ValueError):
-                continue
-            planned.append(Planned(machine, (oracle.report(feed, round_number, value),), what))
-        self.reported_for = target
-        return planned
-
-    def _orders(self, target: int, busy: set[str]) -> list[Planned]:
-        if any(name in busy for name in TRADERS):
-            return []
-        self.ordered_for = target
-        planned = []
-        quantity = self.forecast(target)
-        if quantity:
-            self.offered[SELLER, target] = quantity
-            planned.append(Planned(SELLER, (market.ask(ZONE, target, quantity, 1),), f"asks {quantity} Wh"))
-        for name in BUYERS:
-            quantity = self.demand(name, target)
-            limit = self.random.randint(3, 4)
-            self.offered[name, target] = quantity
-            planned.append(
-                Planned(name, (market.bid(ZONE, target, quantity, limit),), f"bids {quantity} Wh at {limit}")
-            )
-        return planned
-
-    def _readings(self, interval: int) -> list[Planned]:
-        start = max(self.read_through + 1, interval - 95)  # a batch holds at most 256 readings
-        self.read_through = interval
-        planned = []
-        for name in TRADERS:
-            readings = []
-            measured = 0
-            for k in range(start, interval + 1):
-                offered = self.offered.pop((name, k), 0)
-                factor = self.random.uniform(0.7, 1.0) if name == SELLER else self.random.uniform(0.9, 1.1)
-                this = int(offered * factor)
-                measured += this
-                self.registers[name] = self.registers.get(name, 0) + this
-                readings.append((self.registers[name], (k + 1) * self.interval_ms))
-            planned.append(Planned(name, (metering.read(readings),), f"reads its meter: {measured} Wh"))
-        return planned
-
-    async def _data_purchase(self, busy: set[str]) -> list[Planned]:
-        """Buy a period of the weather stream once; when the purchase waits for its key, the sensor
-        seals the key to the farm and the farm acknowledges it (releasing the payment)."""
-        if self.offer_id is None or self.data_done or "farm-controller" in busy or "weather-sensor" in busy:
-            return []
-        farm = self.did("farm-controller")
-        try:
-            purchases = (await self.client.data_purchases(account=farm)).get("purchases", [])
-        except ClientError:
-            return []
-        waiting = [p for p in purchases if p.get("status") == "open" and p.get("buyer") == farm]
-        if waiting:
-            purchase = waiting[0]
-            self.data_done = True
-            return [self.deliver_key(bytes.fromhex(purchase["id"]), bytes.fromhex(purchase["grant"]))]
-        if purchases:  # bought in an earlier run of this workspace
-            self.data_done = True
-        elif not self.bought:
-            self.bought = True
-            return [
-                Planned(
-                    "farm-controller", (data.buy(self.offer_id, periods=1),), "buys a day of weather data"
-                )
-            ]
-        return []
 
     def deliver_key(self, purchase: bytes, grant: bytes) -> Planned:
         """The weather-sensor seals a data key to the farm-controller, which opens and acknowledges it."""

@@ -6,6 +6,9 @@ Layout (``.autarky/demo`` by default)::
                       "identities": {name: did}}
     keys/NAME.json   one keystore per identity, in clear (INSECURE DEMO KEYS: never use them for value)
     node/            the node's data directory (genesis, node key, SQLite ledger)
+    models/          the machines' models: model files, cards, training records (trained at creation,
+                     seed fixed, a few seconds; ``models.json`` names them)
+    decisions.sqlite the machines' decision records (``autarky decisions explain TX`` reads it)
 
 The keystores use the same format as ``autarky identity new``, so ``autarky --keys-dir
 .autarky/demo/keys wallet balance car`` works against a running demo. A workspace is reused on the
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +33,12 @@ from autarky.node.genesis import DEFAULT_ASSET, dev_genesis
 from autarky.node.node import DB_FILE, init_data_dir
 
 FORMAT = "autarky-demo"
-VERSION = 1
+VERSION = 2
 MARKER = "demo.json"
 DEFAULT_WORKSPACE = Path(".autarky/demo")
 DEMO_CHAIN_ID = "autarky-demo"
 OWNER_SUPPLY = 1_000_000_000
+DECISIONS_FILE = "decisions.sqlite"
 
 
 class WorkspaceError(ConfigError):
@@ -56,6 +60,14 @@ class Workspace:
     @property
     def node_dir(self) -> Path:
         return self.root / "node"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.root / DECISIONS_FILE
 
     def did(self, name: str) -> str:
         return self.keys[name].did
@@ -88,8 +100,11 @@ def remove_workspace(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def open_workspace(root: Path, names: Iterable[str], owner: str) -> Workspace:
-    """Load the workspace at ``root``, or create it with a key per name and a genesis funding ``owner``."""
+def open_workspace(
+    root: Path, names: Iterable[str], owner: str, log: Callable[[str], None] = lambda _: None
+) -> Workspace:
+    """Load the workspace at ``root``, or create it with a key per name, a genesis funding ``owner``
+    and the demo's trained models."""
     root = Path(root)
     if is_workspace(root):
         return _load(root, list(names))
@@ -97,10 +112,10 @@ def open_workspace(root: Path, names: Iterable[str], owner: str) -> Workspace:
         raise WorkspaceError(
             f"{root} exists and is not an Autarky demo workspace (no {MARKER}); choose another --data-dir"
         )
-    return _create(root, list(names), owner)
+    return _create(root, list(names), owner, log)
 
 
-def _create(root: Path, names: list[str], owner: str) -> Workspace:
+def _create(root: Path, names: list[str], owner: str, log: Callable[[str], None]) -> Workspace:
     root.mkdir(parents=True, exist_ok=True)
     workspace = Workspace(root, created_ms=time.time_ns() // 1_000_000, created_now=True)
     workspace.keys_dir.mkdir(exist_ok=True)
@@ -118,6 +133,9 @@ def _create(root: Path, names: list[str], owner: str) -> Workspace:
         modules=economy_genesis(),
     )
     init_data_dir(workspace.node_dir, genesis)
+    from autarky.demo.models import ensure_models
+
+    ensure_models(root, log)
     # The marker goes last: a workspace whose creation was interrupted is not mistaken for a good one.
     (root / MARKER).write_text(json.dumps(workspace.to_json(), indent=2) + "\n", encoding="utf-8")
     return workspace
@@ -130,7 +148,8 @@ def _load(root: Path, names: list[str]) -> Workspace:
         raise WorkspaceError(f"{root / MARKER} is damaged ({exc}); start over with --fresh") from exc
     if type(document) is not dict or document.get("format") != FORMAT or document.get("version") != VERSION:
         raise WorkspaceError(
-            f"{root / MARKER} is not a version-{VERSION} demo workspace; start over with --fresh"
+            f"{root / MARKER} is not a version-{VERSION} demo workspace (made by an older Autarky?); "
+            "start over with --fresh"
         )
     workspace = Workspace(root, chain_id=str(document["chain_id"]), created_ms=int(document["created_ms"]))
     identities = document.get("identities", {})

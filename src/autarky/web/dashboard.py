@@ -9,6 +9,14 @@ by ``static/dashboard.js`` from ``/api/v1/events`` (EventSource) and periodic re
 market's order book and clearing-price chart, oracle feeds, leases, data offers, jobs and open escrow.
 It reads the module APIs (``/api/v1/market|oracle|lease|data|jobs/...``) and ``/economy/escrow``,
 the one summary no API route gives: every open escrow lock counted and summed, per asset and holder.
+
+``/agents`` (``templates/agents.html``, ``static/agents.js``) shows the machine agents that run in
+this process (``autarky up`` hands the app its activity feed as ``app.state.agents``): per machine
+its latest forecast, its orders, its decision records and its pre-check refusals, with the market's
+clearing prices. ``/agents/feed`` serves the feed as JSON; ``/agents/explain/{tx}`` runs
+``autarky.provenance.explain`` for a transaction against this node and the workspace's decision
+store and model directory, and ``/agents/decisions/{tx}`` shows that explanation, every check.
+Without agents in the process the page says so.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 import jinja2
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -97,6 +105,38 @@ def economy_context(node: Node) -> dict[str, Any]:
     return {"status": node.status(), "zones": zones, "escrow": escrow_summary(node)}
 
 
+NO_AGENTS = {
+    "running": False,
+    "detail": "no machine agents run in this node's process: start the demo with `autarky up`",
+}
+
+
+def agents_feed(app: FastAPI) -> Any:
+    """The activity feed ``autarky up`` gave the app (``snapshot()``, ``store``, ``models_dir``), or None."""
+    return getattr(app.state, "agents", None)
+
+
+async def explain_decision(node: Node, feed: Any, tx_hex: str) -> dict[str, Any] | None:
+    """``autarky.provenance.explain`` for one transaction, against this node and the feed's store."""
+    from autarky.provenance import explain
+
+    try:
+        digest = bytes.fromhex(tx_hex)
+    except ValueError:
+        return None
+    if len(digest) != 32 or feed is None or feed.store is None:
+        return None
+    record = await asyncio.to_thread(node.tx, digest)
+    feed.store.flush()
+    result = explain(digest, feed.store, views.NodeLedgerView(node, {digest: record}), feed.models_dir)
+    document = result.to_json()
+    pending = False
+    if result.record is not None:
+        pending = result.record.seq >= feed.store.anchored_count(result.record.machine)
+    document["awaiting_anchor"] = pending
+    return document
+
+
 def install_dashboard(app: FastAPI) -> None:
     templates = _templates()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
@@ -118,6 +158,35 @@ def install_dashboard(app: FastAPI) -> None:
     async def economy_escrow(request: Request) -> JSONResponse:
         node: Node = request.app.state.node
         return JSONResponse(escrow_summary(node), headers={"Cache-Control": "no-store"})
+
+    @app.get("/agents", include_in_schema=False, response_class=HTMLResponse)
+    async def agents(request: Request) -> HTMLResponse:
+        node: Node = request.app.state.node
+        feed = agents_feed(request.app)
+        context = {"status": node.status(), "running": feed is not None, "detail": NO_AGENTS["detail"]}
+        return templates.TemplateResponse(request, "agents.html", context, headers=_PAGE_HEADERS)
+
+    @app.get("/agents/feed", include_in_schema=False)
+    async def agents_feed_json(request: Request) -> JSONResponse:
+        feed = agents_feed(request.app)
+        document = NO_AGENTS if feed is None else feed.snapshot()
+        return JSONResponse(document, headers={"Cache-Control": "no-store"})
+
+    @app.get("/agents/explain/{tx_hash}", include_in_schema=False)
+    async def agents_explain(request: Request, tx_hash: str) -> Response:
+        document = await explain_decision(request.app.state.node, agents_feed(request.app), tx_hash)
+        if document is None:
+            return JSONResponse({"detail": "no decision store, or not a transaction hash"}, status_code=404)
+        return JSONResponse(document, headers={"Cache-Control": "no-store"})
+
+    @app.get("/agents/decisions/{tx_hash}", include_in_schema=False, response_class=HTMLResponse)
+    async def agents_decision(request: Request, tx_hash: str) -> HTMLResponse:
+        node: Node = request.app.state.node
+        document = await explain_decision(node, agents_feed(request.app), tx_hash)
+        context = {"status": node.status(), "tx_hash": tx_hash[:64], "explanation": document}
+        return templates.TemplateResponse(
+            request, "explain.html", context, headers=_PAGE_HEADERS, status_code=200 if document else 404
+        )
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     async def api_reference(request: Request) -> HTMLResponse:

@@ -233,3 +233,38 @@ def grants_json(
     records = [r for r in (policy_keeper.read_grant(state, gid) for gid in ids) if r is not None]
     records.sort(key=lambda r: (-r.created, r.id))
     return {"grants": [grant_json(node, r, now_ms) for r in records[:limit]], "total": len(records)}
+
+
+# -- provenance: explain a decision against this node --------------------------------------------
+
+
+class NodeLedgerView:
+    """An ``autarky.provenance.LedgerView`` over a node in this process (the dashboard's
+    explanations): module reads of the current state, on the event loop thread; ``records`` are
+    transaction records already read from storage (a worker-thread read, see ``Node.tx``)."""
+
+    def __init__(self, node: Node, records: Mapping[bytes, TxRecord | None]) -> None:
+        from autarky.modules.provenance import ProvenanceModule
+
+        self.node = node
+        self.records = records
+        module = node.app.module("provenance")
+        assert isinstance(module, ProvenanceModule)
+        self.module = module
+        self.state = node.state
+
+    def tx(self, tx_hash: bytes) -> Mapping[str, Any] | None:
+        record = self.records.get(tx_hash)
+        if record is None:
+            return None
+        sender = None if record.tx is None else record.tx.body.sender
+        return {"height": record.height, "code": record.receipt.code, "sender": sender}
+
+    def decision_batch(self, machine: str, seq: int) -> Mapping[str, Any] | None:
+        return self.module.decision_batch(self.state, machine, seq)
+
+    def model(self, file_hash: bytes) -> Mapping[str, Any] | None:
+        return self.module.model(self.state, file_hash)
+
+    def anchor(self, anchor_id: bytes) -> Mapping[str, Any] | None:
+        return self.module.anchor(self.state, anchor_id)
