@@ -42,15 +42,17 @@ from autarky.agent import ActionRefused, LedgerEvent, Machine
 from autarky.crypto.hashing import sha256
 from autarky.encoding import canonical_encode
 from autarky.models import AnomalyDetector
-from autarky.models.anomaly import BASELINE, RECENT, train_anomaly
+from autarky.models.anomaly import BASELINE, RECENT
 from autarky.modules.jobs import messages as jobs
 from autarky.modules.lease import messages as lease
 from autarky.modules.provenance import messages as provenance
 from autarky.scenarios.base import HOUR_MS, Scenario, ScenarioContext, scenario
 from autarky.scenarios.genesis import ASSET, GenesisBuilder, batched
+from autarky.scenarios.models import models_dir, registration_skill, trained_models
 from autarky.scenarios.report import Section, table
 from autarky.scenarios.svg import bar_chart, line_chart
 
+DETECTOR = "anomaly-detector"
 SAMPLE_MS = world.INTERVAL_MS
 WINDOW = BASELINE + RECENT
 HISTORY_MS = (WINDOW + 4) * SAMPLE_MS
@@ -69,12 +71,11 @@ TOOLS_PER_SUPPLIER = 500
 TOOLS_PER_PLANT = 100
 
 
-@functools.lru_cache(maxsize=1)
-def detector() -> AnomalyDetector:
-    """The tools' detector: trained once per process on generated telemetry (training seed 1; the
-    same model file, so the same hash, on every run)."""
-    model, _ = train_anomaly(seed=1, machines=40, days=10)
-    return AnomalyDetector(model)
+@functools.lru_cache(maxsize=4)
+def detector(seed: int) -> AnomalyDetector:
+    """The tools' detector, trained on generated telemetry with the run's seed (cached on disk by
+    ``scenarios.models``) and loaded from its model file."""
+    return AnomalyDetector(trained_models([DETECTOR], seed)[DETECTOR].model)
 
 
 def _milli(values: np.ndarray) -> list[int]:
@@ -92,6 +93,7 @@ class Factory(Scenario):
     def build_genesis(self, g: GenesisBuilder) -> None:
         n = max(1, self.config.machines)
         self.n = n
+        self.model_owner = g.actor("plant-engineering", "model-owner")
         plants = [
             g.actor(f"plant-{k}", "plant-owner", balance=1_000_000) for k in range(-(-n // TOOLS_PER_PLANT))
         ]
@@ -147,7 +149,10 @@ class Factory(Scenario):
         by the first tool that asks in that instant."""
         if self._scores is None or self._scores[0] != time_ms:
             column = self._column(time_ms)
-            self._scores = (time_ms, detector().score_batch(*self._window(slice(None), column)))
+            self._scores = (
+                time_ms,
+                detector(self.config.seed).score_batch(*self._window(slice(None), column)),
+            )
             self.checks += 1
         return self._scores[1]
 
@@ -191,6 +196,10 @@ class Factory(Scenario):
         ledger.subscribe("jobs.closed", self._on_job_closed)
         ledger.subscribe("provenance.item_custody", self._on_custody)
         ledger.subscribe("provenance.item_condition", self._on_condition)
+        seed = self.config.seed
+        ctx.model_dir = models_dir(seed)
+        owner = ctx.machine(self.model_owner)
+        owner.include(registration_skill(trained_models([DETECTOR], seed), self.start_ms))
         for k, actor in enumerate(self.edges):
             self._edge(ctx.machine(actor), k)
         for k, actor in enumerate(self.suppliers):
@@ -297,7 +306,7 @@ class Factory(Scenario):
         """Rents its VM, checks its bearing every hour, posts a job when the detector fires, attests
         the repair when the detector sees a healthy bearing again."""
         state = self.tool_state[i]
-        model = detector()
+        model = detector(self.config.seed)
         threshold = model.threshold
 
         block_ms = LEASE_BLOCK_H * HOUR_MS
@@ -426,9 +435,9 @@ class Factory(Scenario):
         return {
             "machine_tools": self.n,
             "detector": {
-                "policy": detector().name,
-                "model_hash": (detector().model_hash or b"").hex(),
-                "threshold": detector().threshold,
+                "policy": detector(self.config.seed).name,
+                "model_hash": (detector(self.config.seed).model_hash or b"").hex(),
+                "threshold": detector(self.config.seed).threshold,
                 "fleet_checks": self.checks,
                 "true_positive_rule": "job posted in a fault window or up to 2 h after it ended",
                 **detection,

@@ -37,13 +37,14 @@ from autarky import world
 from autarky.agent import Machine
 from autarky.encoding import canonical_decode, canonical_encode
 from autarky.models import IrrigationController
-from autarky.models.irrigation import train_irrigation
 from autarky.scenarios._datasale import DataBuyer, DataSeller, count_sales
 from autarky.scenarios.base import HOUR_MS, Scenario, ScenarioContext, scenario
 from autarky.scenarios.genesis import GenesisBuilder
+from autarky.scenarios.models import models_dir, registration_skill, trained_models
 from autarky.scenarios.report import Section, table
 from autarky.scenarios.svg import line_chart
 
+POLICY = "irrigation"
 FIELDS_PER_STATION = 50
 FIELDS_PER_FARM = 100
 HISTORY_H = 6
@@ -58,12 +59,11 @@ START_MS = 1_781_478_000_000
 """2026-06-15 00:00 at the site (UTC+1): a summer day, when irrigation matters."""
 
 
-@functools.lru_cache(maxsize=1)
-def controller() -> IrrigationController:
-    """The controllers' policy, trained once per process (training seed 1: the same model hash on
-    every run)."""
-    model, _ = train_irrigation(seed=1)
-    return IrrigationController(model)
+@functools.lru_cache(maxsize=4)
+def controller(seed: int) -> IrrigationController:
+    """The controllers' policy, trained on generated weather with the run's seed (cached on disk by
+    ``scenarios.models``) and loaded from its model file."""
+    return IrrigationController(trained_models([POLICY], seed)[POLICY].model)
 
 
 def _milli(values: Any) -> list[int]:
@@ -88,6 +88,7 @@ class Farm(Scenario):
     def build_genesis(self, g: GenesisBuilder) -> None:
         n = max(1, self.config.machines)
         self.n = n
+        self.model_owner = g.actor("agronomist", "model-owner")
         farms = [g.actor(f"farm-{k}", "farm-owner", balance=100_000) for k in range(-(-n // FIELDS_PER_FARM))]
         self.stations = [
             g.actor(f"station-{k}", "weather-station", balance=1_000)
@@ -176,6 +177,10 @@ class Farm(Scenario):
         self.sales = count_sales(ctx)
         self.reasons: Counter[str] = Counter()
         self.forecast_decisions = 0
+        seed = self.config.seed
+        ctx.model_dir = models_dir(seed)
+        owner = ctx.machine(self.model_owner)
+        owner.include(registration_skill(trained_models([POLICY], seed), self.start_ms))
         self.sellers = [
             DataSeller(
                 ctx,
@@ -191,7 +196,7 @@ class Farm(Scenario):
             self._controller(ctx.machine(actor), i)
 
     def _controller(self, m: Machine, i: int) -> None:
-        policy = controller()
+        policy = controller(self.config.seed)
         site = int(self.site[i])
         soil = {
             "field_capacity_milli": round(float(self.soil.field_capacity[i]) * 1000),
@@ -256,7 +261,10 @@ class Farm(Scenario):
         return {
             "fields": self.n,
             "weather_stations": len(self.stations),
-            "controller": {"policy": controller().name, "model_hash": (controller().model_hash or b"").hex()},
+            "controller": {
+                "policy": controller(self.config.seed).name,
+                "model_hash": (controller(self.config.seed).model_hash or b"").hex(),
+            },
             "water": {
                 "controller_mm": round(water, 1),
                 "rule_baseline_mm": round(base_water, 1),
