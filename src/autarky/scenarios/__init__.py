@@ -12,7 +12,9 @@ import pkgutil
 
 from autarky.scenarios.base import Scenario, SimConfig, registry, scenario
 
-FRAMEWORK = frozenset({"base", "genesis", "metrics", "progress", "report", "runner", "runtime", "svg"})
+FRAMEWORK = frozenset(
+    {"base", "genesis", "metrics", "models", "progress", "report", "runner", "runtime", "svg"}
+)
 
 
 def available() -> dict[str, type[Scenario]]:
