@@ -162,6 +162,8 @@ class Delivery(Scenario):
         self.catalogue: list[list[tuple[str, str, bytes]]] = [[] for _ in self.operators]
         self.lease_paid = 0
         self.lease_refunded = 0
+        self.charges: dict[bytes, dict[str, Any]] = {}  # lease id -> the robot's charging session
+        ctx.ledger.subscribe("lease.confirmed", self._confirmed)
         ctx.ledger.subscribe("lease.paid", lambda e: self._add("lease_paid", e))
         ctx.ledger.subscribe("lease.refunded", lambda e: self._add("lease_refunded", e))
         for k, actor in enumerate(self.operators):
@@ -179,6 +181,12 @@ class Delivery(Scenario):
         ]
         for i, actor in enumerate(self.robots):
             self._robot(ctx.machine(actor, anchor_interval_ms=12 * HOUR_MS), i)
+
+    def _confirmed(self, event: LedgerEvent) -> None:
+        """One subscription for every robot (not one handler per robot per event)."""
+        charge = self.charges.pop(event.get("lease"), None)
+        if charge is not None:
+            charge["confirmed"] = True
 
     def _add(self, name: str, event: LedgerEvent) -> None:
         setattr(self, name, getattr(self, name) + int(event.get("amount", 0)))
@@ -299,10 +307,10 @@ class Delivery(Scenario):
                     self.counts["slot_taken"] += 1
                     continue  # another robot took it in this block: the next charger
                 if receipt.ok:
-                    rental = next(
-                        dict(e.attributes)["lease"] for e in receipt.events if e.type == "lease.reserved"
-                    )
-                    state["charge"] = {
+                    reserved = [e for e in receipt.events if e.type == "lease.reserved"]
+                    rental = dict(reserved[0].attributes)["lease"]
+                    assert isinstance(rental, bytes)
+                    state["charge"] = self.charges[rental] = {
                         "lease": rental,
                         "start": start,
                         "end": start + slots * SLOT_MS,
@@ -312,12 +320,6 @@ class Delivery(Scenario):
                     self.counts["charging_sessions"] += 1
                 return
             self.counts["no_free_charger"] += 1
-
-        @m.on_event("lease.confirmed")
-        def confirmed(m: Machine, event: LedgerEvent) -> None:
-            charge = state["charge"]
-            if charge is not None and event.get("lease") == charge["lease"]:
-                charge["confirmed"] = True
 
         @m.on_interval(period_ms=HOUR_MS, offset_ms=5 * 60_000)
         async def routing(m: Machine) -> None:
