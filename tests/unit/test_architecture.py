@@ -355,6 +355,30 @@ def test_core_is_pure() -> None:
     assert violations == [], "\n".join(violations)
 
 
+def prev_hash_reads(source: SourceFile) -> list[str]:
+    """Reads of ``.prev_hash`` in a module: execution must not depend on the previous block's hash.
+
+    ``ledger.executor.apply_block`` promises it (only the header carries it), and
+    ``autarky.node.commit_worker`` relies on it to execute a block while the previous one's state
+    root is still being computed on another core.
+    """
+    return [
+        f"{source.where(node)} reads prev_hash"
+        for node in ast.walk(source.tree)
+        if isinstance(node, ast.Attribute) and node.attr == "prev_hash"
+    ]
+
+
+def test_modules_never_read_the_previous_block_hash() -> None:
+    modules = [
+        source for source in source_files() if source.layer == "modules" and "harness" not in source.relative
+    ]
+    assert len(modules) > 20
+    violations = [violation for source in modules for violation in prev_hash_reads(source)]
+    assert violations == [], "\n".join(violations)
+    assert prev_hash_reads(parse("modules/x/handlers.py", "def f(ctx):\n    return ctx.env.prev_hash\n"))
+
+
 # --- the checker checks what it claims (a lint that finds nothing proves nothing) --------------------
 
 BAD = [

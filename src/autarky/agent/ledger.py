@@ -32,7 +32,6 @@ from autarky.ledger.block import Event, Receipt
 from autarky.ledger.executor import (
     ACCEPTING_VERIFIER,
     SignatureVerifier,
-    execute_block,
     execute_tx,
     sequence_of,
     unsigned_tx,
@@ -253,13 +252,13 @@ class InProcessLedger:
         loop = self._loop
         if isinstance(loop, VirtualEventLoop):
             return loop.now_ms()
-        return self.chain.headers[-1].time_ms + self.chain.block_ms
+        return self.chain.tip_time_ms + self.chain.block_ms
 
     async def _beat(self, period_ms: int) -> None:
         while True:
             await asyncio.sleep(period_ms / 1000)
             if self._virtual:
-                if self._now_ms() - self.chain.headers[-1].time_ms >= period_ms:
+                if self._now_ms() - self.chain.tip_time_ms >= period_ms:
                     self._produce_block()
             else:
                 self._produce_block()
@@ -347,8 +346,9 @@ class InProcessLedger:
         return len(self._pending)
 
     def _next_env(self) -> BlockEnv:
-        last = self.chain.headers[-1]
-        return BlockEnv(self.chain_id, last.height + 1, max(self._now_ms(), last.time_ms), last.hash)
+        # Through the chain: with deferred roots (Chain.defer_roots) the last header is not sealed
+        # yet, and execution never reads prev_hash.
+        return self.chain.next_env(max(self._now_ms(), self.chain.tip_time_ms))
 
     def produce_block(self) -> None:
         """Execute a block now with whatever is pending, possibly nothing (a simulation's scheduled
@@ -370,10 +370,7 @@ class InProcessLedger:
             batch, self._pending = self._pending, []
         env = self._next_env()
         chain = self.chain
-        result = execute_block(
-            chain.state, chain.tree, env, [tx for tx, _ in batch], chain.app, self.verifier
-        )
-        chain.commit(result, tuple(tx.raw for tx, _ in batch))
+        result = chain.execute_block([tx for tx, _ in batch], env.time_ms, self.verifier)
         self._check_state = Overlay(chain.state)
         self._check_index = 0
         self.blocks_produced += 1

@@ -161,6 +161,52 @@ def execute_tx(
     return Receipt(tx.hash, index, OK, tuple(ctx.events), tx.body.sender)
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedBlock:
+    """A block's transactions and end_block applied: its receipts, end events and write set."""
+
+    receipts: tuple[Receipt, ...]
+    end_events: tuple[Event, ...]
+    changes: tuple[tuple[str, bytes | None], ...]
+
+
+def apply_block(
+    state: StateReader,
+    env: BlockEnv,
+    txs: Sequence[bytes | SignedTx],
+    app: App,
+    verifier: SignatureVerifier | None = None,
+) -> AppliedBlock:
+    """Execute ``txs`` in order on top of ``state``, then every module's end_block; no commitment.
+
+    Nothing here reads ``env.prev_hash``: only the header does (:func:`seal_header`), which is what
+    lets a simulation compute state roots on another core while the next block executes
+    (``autarky.node.commit_worker``; ``tests/unit/test_architecture.py`` keeps modules from
+    reading it).
+    """
+    verifier = verifier or DirectVerifier()
+    block_state = Overlay(state)
+    receipts = tuple(execute_tx(block_state, env, raw, index, app, verifier) for index, raw in enumerate(txs))
+    end_events = tuple(app.end_block(block_state, env))
+    return AppliedBlock(receipts, end_events, tuple(block_state.changes()))
+
+
+def seal_header(
+    env: BlockEnv, receipts: Sequence[Receipt], end_events: Sequence[Event], state_root: bytes
+) -> BlockHeader:
+    """The header of a block applied in ``env`` whose write set gave ``state_root``."""
+    return BlockHeader(
+        chain_id=env.chain_id,
+        height=env.height,
+        prev_hash=env.prev_hash,
+        time_ms=env.time_ms,
+        tx_count=len(receipts),
+        tx_root=merkle_root([receipt.tx_hash for receipt in receipts]),
+        result_root=result_root(receipts, end_events),
+        state_root=state_root,
+    )
+
+
 def execute_block(
     state: StateReader,
     tree: SparseMerkleTree,
@@ -170,23 +216,10 @@ def execute_block(
     verifier: SignatureVerifier | None = None,
 ) -> BlockResult:
     """Execute ``txs`` in order on top of ``state`` (whose commitment is ``tree``)."""
-    verifier = verifier or DirectVerifier()
-    block_state = Overlay(state)
-    receipts = tuple(execute_tx(block_state, env, raw, index, app, verifier) for index, raw in enumerate(txs))
-    end_events = tuple(app.end_block(block_state, env))
-    changes = tuple(block_state.changes())
-    new_tree = tree.update(changes)
-    header = BlockHeader(
-        chain_id=env.chain_id,
-        height=env.height,
-        prev_hash=env.prev_hash,
-        time_ms=env.time_ms,
-        tx_count=len(txs),
-        tx_root=merkle_root([receipt.tx_hash for receipt in receipts]),
-        result_root=result_root(receipts, end_events),
-        state_root=new_tree.root,
-    )
-    return BlockResult(header, receipts, end_events, changes, new_tree)
+    applied = apply_block(state, env, txs, app, verifier)
+    new_tree = tree.update(applied.changes)
+    header = seal_header(env, applied.receipts, applied.end_events, new_tree.root)
+    return BlockResult(header, applied.receipts, applied.end_events, applied.changes, new_tree)
 
 
 def result_root(receipts: Sequence[Receipt], end_events: Sequence[Event]) -> bytes:
