@@ -327,3 +327,30 @@ def test_the_machine_signs_exactly_what_sign_tx_signs() -> None:
     reference = sign_tx(body, a, [c])
     assert mine.raw == reference.raw and mine.hash == reference.hash
     assert decode_tx(mine.raw) == reference
+
+
+class SlowCheckLedger(InProcessLedger):
+    """A ledger whose pre-check yields to the event loop, as a node's HTTP API does."""
+
+    async def check(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        return await super().check(*args, **kwargs)
+
+
+def test_concurrent_submits_of_one_machine_never_share_a_sequence() -> None:
+    """Two actions at once (a handler's and the anchoring record() starts) while the pre-check
+    awaits: each transaction gets its own sequence and both commit."""
+    k = key("concurrent")
+    chain = make_chain([k])
+    ledger = SlowCheckLedger(chain)
+    machine = Machine(k, ledger)
+    codes: list[str] = []
+
+    @machine.on_interval(period_ms=HOUR_MS)
+    async def burst(m: Machine) -> None:
+        receipts = await asyncio.gather(*(m.submit(send(GRID.did, amount)) for amount in (1, 2, 3)))
+        codes.extend(receipt.code for receipt in receipts)
+
+    run_fleet([machine], ledger, start_ms=START_MS, until_ms=START_MS + 2 * HOUR_MS)
+    assert codes == ["ok"] * 6
+    assert chain.sequence(k.did) == 6 and machine.failures == 0

@@ -132,6 +132,7 @@ class Machine(Skill):
         self.errors: list[BaseException] = []
         self._tag_prefix = domain_tag(Domain.TRANSACTION, self.chain_id)
         self._sequence = 0
+        self._signing: asyncio.Lock | None = None
         self._inflight = 0
         self._tasks: dict[asyncio.Task[Any], None] = {}  # an ordered set
         self._unsubscribe: list[Any] = []
@@ -320,6 +321,38 @@ class Machine(Skill):
             raise NotStarted(f"{self.name}: await machine.start() first")
         if self.paused:
             raise self._refuse("core.account_paused", self.paused_reason or "", messages, decision)
+        if self._signing is None:
+            self._signing = asyncio.Lock()
+        # One transaction at a time from building the body (its sequence) to the increment: the
+        # pre-check awaits (a node's HTTP API), and a concurrent submit, such as the anchoring that
+        # record() starts, must not take the same sequence.
+        async with self._signing:
+            tx = await self._checked_and_signed(messages, decision, memo, cosigners, fee)
+        self._inflight += 1
+        try:
+            receipt = await self.ledger.submit(tx)
+        finally:
+            self._inflight -= 1
+        if not receipt.ok:
+            self.failures += 1
+            self.note(
+                f"transaction {tx.hash.hex()[:16]} failed on the ledger: {receipt.code} {receipt.detail}"
+            )
+            if self._inflight == 0:
+                self._sequence = await self.ledger.sequence(self.did)
+        if decision is not None:
+            self.record(decision, tx=tx.hash if receipt.ok else None)
+        return receipt
+
+    async def _checked_and_signed(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        decision: Decision | None,
+        memo: str,
+        cosigners: Sequence[SigningKey],
+        fee: int | None,
+    ) -> SignedTx:
+        """Build the body at the next sequence, pre-check it, sign it and take the sequence."""
         body = TxBody(
             self.chain_id,
             self.did,
@@ -343,21 +376,7 @@ class Machine(Skill):
             raise self._refuse(verdict.code, verdict.detail, messages, decision)
         tx = self._sign(body, body_bytes, cosigners)
         self._sequence += 1
-        self._inflight += 1
-        try:
-            receipt = await self.ledger.submit(tx)
-        finally:
-            self._inflight -= 1
-        if not receipt.ok:
-            self.failures += 1
-            self.note(
-                f"transaction {tx.hash.hex()[:16]} failed on the ledger: {receipt.code} {receipt.detail}"
-            )
-            if self._inflight == 0:
-                self._sequence = await self.ledger.sequence(self.did)
-        if decision is not None:
-            self.record(decision, tx=tx.hash if receipt.ok else None)
-        return receipt
+        return tx
 
     def _sign(self, body: TxBody, body_bytes: bytes, cosigners: Sequence[SigningKey]) -> SignedTx:
         """As ``ledger.tx.sign_tx``, without its checks and its decoding of the result: the body was
