@@ -147,7 +147,7 @@ class ScenarioContext:
         return (time_ms - self.config.start_ms) / HOUR_MS
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rule:
     """A decision policy from a function, for rules that have no model file (``model_hash`` None):
     ``m.decide(Rule("pv-fault-detector/1", detect), inputs)``."""

@@ -105,7 +105,7 @@ def local_hour(time_ms: int) -> int:
     return (time_ms // HOUR_MS + 1) % 24
 
 
-@dataclass(frozen=True)
+@dataclass
 class Batched:
     """A policy's output computed for the whole fleet in one batched call (``forecast_batch``,
     ``plan_batch``); ``decide`` hands back this machine's row. The record's inputs are what the
@@ -663,7 +663,7 @@ class Device:
         for event in receipt.events:
             if event.type == "market.order":
                 a = dict(event.attributes)
-                interval = int(a["interval"])  # type: ignore[call-overload]
+                interval = _int(a["interval"])
                 self.orders[bytes(a["order"])] = interval  # type: ignore[arg-type]
                 self.ordered.add(interval - self.grid.start_ms // L)
 
@@ -672,6 +672,10 @@ class Device:
 
     def on_fill(self, order: bytes, side: str, fill: int, price: int) -> None:
         pass
+
+
+def _int(value: Any) -> int:
+    return int(value)
 
 
 def _orders_output(orders: list[dict[str, Any]]) -> list[list[Any]]:
@@ -866,16 +870,21 @@ class Battery(Device):
             if charge >= 10:
                 quantity = int(min(charge, self.max_wh, (self.soc_max - soc) / self.eta_c))
                 if quantity >= 10:
+                    # At most a unit over the forecast price, and never more than the planned
+                    # discharges earn after losses (break-even).
                     worth = round_trip * float(prices[discharging].mean()) if discharging.any() else price
-                    limit = max(int(max(price, worth)), 1)  # break-even: never pays more than it earns
+                    limit = max(min(round(price) + 1, math.floor(worth)), 1)
                     orders.append(market.bid(self.zone, base_k + j, quantity, limit))
                     soc += quantity * self.eta_c
             elif discharge >= 10:
                 quantity = int(min(discharge, self.max_wh, (soc - self.soc_min) * self.eta_d))
                 if quantity >= 10:
+                    # At least a unit under the forecast price (a fleet of batteries that alone
+                    # could cover the evening must not sell the price down to its costs), and never
+                    # below what the planned charges cost after losses (break-even).
                     cost = float(prices[charging].mean()) / round_trip if charging.any() else 0.0
-                    limit = min(math.ceil(cost), int(price))  # break-even: never sells below cost
-                    orders.append(market.ask(self.zone, base_k + j, quantity, max(limit, 0)))
+                    limit = max(round(price) - 1, math.ceil(cost), 0)
+                    orders.append(market.ask(self.zone, base_k + j, quantity, limit))
                     soc -= quantity / self.eta_d
         if not orders:
             return [], None
@@ -889,7 +898,7 @@ class Battery(Device):
         for event in receipt.events:
             if event.type == "market.order":
                 a = dict(event.attributes)
-                self.open[bytes(a["order"])] = (str(a["side"]), int(a["quantity"]), int(a["interval"]))  # type: ignore[arg-type, call-overload]
+                self.open[bytes(a["order"])] = (str(a["side"]), _int(a["quantity"]), _int(a["interval"]))  # type: ignore[arg-type]
 
     def clear_open(self, now_ms: int) -> None:
         for order, (_, _, interval) in list(self.open.items()):

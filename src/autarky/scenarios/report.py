@@ -71,12 +71,14 @@ def standard_sections(metrics: dict[str, Any], series: dict[str, Any]) -> list[S
             f"{metrics.get('anchor_transactions', 0):,} batches.",
         )
     )
-    refusals = metrics.get("refusals") or {}
+    refusals = {f"ledger: {k}": v for k, v in (metrics.get("refusals") or {}).items()}
+    refusals.update({f"pre-check: {k}": v for k, v in (metrics.get("prechecks_refused") or {}).items()})
     sections.append(
         Section(
             "Failures and refusals",
             bar_chart(refusals, "transactions"),
-            "Transactions the ledger refused, by error code (a refusal costs no fee here).",
+            "Transactions the ledger refused, and actions a machine's pre-check refused before signing "
+            f"(never signed), by error code; handler failures: {metrics.get('handler_failures', 0)}.",
         )
     )
     return sections

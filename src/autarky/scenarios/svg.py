@@ -85,7 +85,7 @@ def line_chart(
     sy = (H - TOP - BOTTOM) / (y1 - y0)
     parts = _frame(x0, x1, y0, y1, x_label, y_label)
     for i, (_, points) in enumerate(series.items()):
-        coords = []
+        coords: list[str] = []
         for x, y in points:
             px, py = LEFT + (x - x0) * sx, TOP + (y1 - y) * sy
             if step and coords:
