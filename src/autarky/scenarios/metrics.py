@@ -70,7 +70,7 @@ class Recorder:
 
     def on_block(self, ledger: Any, receipts: Sequence[Receipt], end_events: Sequence[Event]) -> None:
         """``InProcessLedger``'s ``on_block`` callback."""
-        time_ms = self.chain.headers[-1].time_ms
+        time_ms = self.chain.tip_time_ms
         self.blocks += 1
         hour = int(self.hour(time_ms))
         events: list[Event] = []

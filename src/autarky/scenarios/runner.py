@@ -34,6 +34,7 @@ from autarky.ledger.block import Event, Receipt
 from autarky.modules.bank import keeper as bank
 from autarky.modules.harness import Chain
 from autarky.node.admission import PrefetchVerifier, exit_with_parent
+from autarky.node.commit_worker import RootWorker
 from autarky.provenance import ChainLedgerView, DecisionStore, explain
 from autarky.scenarios import get
 from autarky.scenarios.base import HOUR_MS, Scenario, ScenarioContext, ScenarioMachine, SimConfig
@@ -74,12 +75,16 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
     def on_block(ledger: Any, receipts: tuple[Receipt, ...], end_events: tuple[Event, ...]) -> None:
         recorder.on_block(ledger, receipts, end_events)
         if progress is not None:
-            done = (chain.headers[-1].time_ms - config.start_ms) / HOUR_MS
+            done = (chain.tip_time_ms - config.start_ms) / HOUR_MS
             progress(max(0.0, done), total_h)
 
     pool = ProcessPoolExecutor(
         1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
     )
+    # State roots are hashed one block behind in a second worker (node/commit_worker.py): the
+    # headers are the same, sealed when read (the summary's state_root).
+    roots = RootWorker(sorted(chain.data.items()))
+    chain.defer_roots(roots)
     try:
         ledger = InProcessLedger(chain, on_block=on_block, verifier=PrefetchVerifier(pool))
         ctx = ScenarioContext(
@@ -99,8 +104,10 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+        chain.headers  # seal every header while the root worker is up  # noqa: B018
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        roots.close()
     store.flush()
     timings["run_s"] = time.perf_counter() - wall_start - timings["setup_s"]
     checks = ledger_checks(chain, genesis_supply)
@@ -184,7 +191,7 @@ async def _drive(ctx: ScenarioContext, scenario: Scenario, loop: VirtualEventLoo
         if not wanted:
             return False
         wanted = False
-        if ledger.chain.headers[-1].time_ms >= loop.now_ms():
+        if ledger.chain.tip_time_ms >= loop.now_ms():
             return False  # a block at this moment was already produced
         ledger.produce_block()
         return True
@@ -213,7 +220,7 @@ async def _drive(ctx: ScenarioContext, scenario: Scenario, loop: VirtualEventLoo
                 break
             await asyncio.gather(*(m.anchor() for m in due))
         await _sleep_until(loop, end_ms)
-        if ledger.pending or ledger.chain.headers[-1].time_ms < end_ms:
+        if ledger.pending or ledger.chain.tip_time_ms < end_ms:
             ledger.produce_block()
     finally:
         if ticking is not None:
