@@ -42,7 +42,6 @@ from autarky.scenarios._datasale import DataBuyer, DataSeller, count_sales
 from autarky.scenarios.base import HOUR_MS, Scenario, ScenarioContext, scenario
 from autarky.scenarios.genesis import ASSET, GenesisBuilder, batched
 from autarky.scenarios.report import Section, table
-from autarky.scenarios.svg import line_chart
 
 SLOT_MS = 15 * 60_000
 ROBOTS_PER_OPERATOR = 25
@@ -378,7 +377,6 @@ class Delivery(Scenario):
 
     def sections(self, metrics: dict[str, Any], series: dict[str, Any]) -> list[Section]:
         t, e, c, r = metrics["tasks"], metrics["energy_wh"], metrics["charging"], metrics["routing_data"]
-        wallets = {k.removeprefix("wallet/"): v for k, v in series.items() if k.startswith("wallet/")}
         return [
             Section(
                 "Deliveries and energy",
@@ -397,7 +395,4 @@ class Delivery(Scenario):
                 "Charging is sold by the 15-minute slot through the lease module (one robot per plug, "
                 "escrow, refund of the slots not started when a robot is full).",
             ),
-            Section("Wallets by kind", line_chart(wallets, y_label="aut"))
-            if wallets
-            else Section("Wallets", ""),
         ]

@@ -104,11 +104,13 @@ class Recorder:
             self._next_sample_ms += HOUR_MS
 
     def sample_wallets(self, time_ms: int) -> None:
-        """Total balance of each actor kind (what the machines of that kind hold, escrow excluded)."""
+        """What each actor kind holds: balances plus what it has locked in escrow (an open bid's
+        payment or an ask's collateral is still the payer's until the market settles it)."""
         totals: Counter[str] = Counter()
         state, asset = self.chain.state, self.asset
         for actor in self.actors:
-            totals[actor.kind] += bank.balance(state, actor.did, asset)
+            locked = sum(lock.amount for lock in escrow.locks_of(state, actor.did) if lock.asset == asset)
+            totals[actor.kind] += bank.balance(state, actor.did, asset) + locked
         for kind, total in sorted(totals.items()):
             self.add(f"wallet/{kind}", time_ms, total)
 

@@ -7,6 +7,7 @@ it opens offline and can be archived with the run.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -38,6 +39,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def wallet_changes(series: dict[str, Any]) -> dict[str, Sequence[Sequence[float]]]:
+    """Each ``wallet/<kind>`` series as its change since its first sample."""
+    changes: dict[str, Sequence[Sequence[float]]] = {}
+    for name, points in series.items():
+        if name.startswith("wallet/") and points:
+            first = points[0][1]
+            changes[name.removeprefix("wallet/")] = [[hour, value - first] for hour, value in points]
+    return changes
+
+
 def standard_sections(metrics: dict[str, Any], series: dict[str, Any]) -> list[Section]:
     """Prices, wallets, decisions and refusals: what every scenario's report shows."""
     sections = []
@@ -52,13 +63,15 @@ def standard_sections(metrics: dict[str, Any], series: dict[str, Any]) -> list[S
                 "Uniform price of each delivery interval's auction (intervals that traded).",
             )
         )
-    wallets = {k.removeprefix("wallet/"): v for k, v in series.items() if k.startswith("wallet/")}
+    wallets = wallet_changes(series)
     if wallets:
         sections.append(
             Section(
                 "Wallets",
-                line_chart(wallets, y_label="aut"),
-                "Total balance held by each kind of machine (escrowed funds excluded), sampled hourly.",
+                line_chart(wallets, y_label="aut since the start"),
+                "What each kind of machine gained or spent since the first hourly sample: the change of "
+                "its balances plus what it holds locked in escrow (open bids, ask collateral). Changes, "
+                "not balances, so a grid operator's large float does not flatten everyone else's line.",
             )
         )
     decisions = metrics.get("decisions_by_policy") or {}
