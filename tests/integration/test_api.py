@@ -303,6 +303,8 @@ def test_an_account_never_seen_answers_with_sequence_zero(live_node: LiveNode) -
         "window_spent": {},
         "frozen": False,
         "escrow": {"paid": [], "beneficiary": []},
+        "status": "unregistered",
+        "pause": None,
     }
 
 

@@ -94,7 +94,10 @@ def run(
 def list_scenarios(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The scenarios autarky sim run knows."""
+    """The scenarios autarky sim run knows.
+
+    Example:  autarky sim list
+    """
     from autarky.scenarios import available
 
     output.set_json_mode(json_out)
