@@ -138,3 +138,22 @@ def test_replay_reaches_the_same_root(fleet: Fleet) -> None:
     assert fleet.by_k(K1, send(PERSON.did, "aut", 60)) == "ok"
     assert fleet.submit(OWNER, m.rotate(MACHINE.did, raw(K1), raw(K2)), cosigners=[K2]).ok
     assert fleet.chain.replay().root == fleet.chain.root
+
+
+def test_a_key_that_leaves_its_account_cannot_spend_later_in_the_same_transaction(fleet: Fleet) -> None:
+    """The signer's scope is read at authentication; a removal or rotation of that key earlier in
+    the transaction must still stop a later debit (``charge_signer_allowance`` then reads the account)."""
+    assert fleet.submit(OWNER, m.add_key(MACHINE.did, raw(K2)), cosigners=[K2]).ok  # a second full key
+    removed_then_paid = fleet.submit(
+        MACHINE, m.remove_key(MACHINE.did, raw(MACHINE)), send(PERSON.did, "aut", 5), sender=MACHINE.did
+    )
+    assert removed_then_paid.code == "core.unknown_signer"
+    rotated_then_paid = fleet.submit(
+        MACHINE,
+        m.rotate(MACHINE.did, raw(MACHINE), raw(OWNER)),
+        send(PERSON.did, "aut", 5),
+        sender=MACHINE.did,
+        cosigners=[OWNER],
+    )
+    assert rotated_then_paid.code == "core.unknown_signer"
+    assert fleet.submit(MACHINE, send(PERSON.did, "aut", 5), sender=MACHINE.did).ok  # nothing was kept

@@ -29,6 +29,10 @@ class IdentityKeeper(Protocol):
         """True when ``account`` is registered with an owner."""
         ...
 
+    def charge_signer_allowance(self, ctx: TxContext, asset: str, amount: int) -> None:
+        """Charge a debit by the transaction's signing key against its allowance (as below)."""
+        ...
+
     def charge_allowance(self, state: Overlay, account: str, key: bytes, asset: str, amount: int) -> None:
         """Charge a debit against a scoped key's allowance.
 

@@ -158,13 +158,13 @@ def guarded_debit(
     guard = keeper.guardrails(state, payer)
     if guard is not None:
         _check_guardrails(ctx, identity, guard, payer, asset, amount, tx_total, counterparty)
-    identity.charge_allowance(state, ctx.sender, ctx.scope.key, asset, amount)
+    identity.charge_signer_allowance(ctx, asset, amount)
     available = keeper.balance(state, payer, asset)
     if available < amount:
         raise insufficient(f"{payer} holds {available} {asset}, needs {amount}")
     keeper.transfer(state, payer, counterparty, asset, amount)
     if guard is not None:
-        keeper.record_spent(state, payer, height, asset, amount)
+        keeper.record_spent(state, payer, height, asset, amount, int(guard["window_blocks"]))
     tx_debits[asset] = tx_total
 
 

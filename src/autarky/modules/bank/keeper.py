@@ -88,7 +88,9 @@ def supply(state: StateReader, asset: str) -> int:
 
 def supplies(state: StateReader) -> dict[str, int]:
     """Every asset and its supply, sorted by asset."""
-    return {key[len(SUPPLY_PREFIX):]: int(get_obj(state, key)) for key, _ in state.iter_prefix(SUPPLY_PREFIX)}
+    return {
+        key[len(SUPPLY_PREFIX) :]: int(get_obj(state, key)) for key, _ in state.iter_prefix(SUPPLY_PREFIX)
+    }
 
 
 def set_supply(state: Overlay, asset: str, amount: int) -> None:
@@ -117,14 +119,14 @@ def balances(state: StateReader, account: str) -> dict[str, int]:
     if "/" in account:
         return {}
     prefix = f"{BALANCE_PREFIX}{account}/"
-    return {key[len(prefix):]: int(get_obj(state, key)) for key, _ in state.iter_prefix(prefix)}
+    return {key[len(prefix) :]: int(get_obj(state, key)) for key, _ in state.iter_prefix(prefix)}
 
 
 def all_balances(state: StateReader) -> list[tuple[str, str, int]]:
     """Every stored (account, asset, amount), in key order. For invariants and exports."""
     result: list[tuple[str, str, int]] = []
     for key, _ in state.iter_prefix(BALANCE_PREFIX):
-        account, _, asset = key[len(BALANCE_PREFIX):].rpartition("/")
+        account, _, asset = key[len(BALANCE_PREFIX) :].rpartition("/")
         result.append((account, asset, get_obj(state, key)))
     return result
 
@@ -174,7 +176,7 @@ def set_guardrails(state: Overlay, did: str, value: dict[str, Any] | None) -> No
 
 
 def guarded_accounts(state: StateReader) -> list[str]:
-    return [key[len(GUARD_PREFIX):] for key, _ in state.iter_prefix(GUARD_PREFIX)]
+    return [key[len(GUARD_PREFIX) :] for key, _ in state.iter_prefix(GUARD_PREFIX)]
 
 
 def is_frozen(state: StateReader, did: str) -> bool:
@@ -189,7 +191,7 @@ def set_frozen(state: Overlay, did: str, frozen: bool) -> None:
 
 
 def frozen_accounts(state: StateReader) -> list[str]:
-    return [key[len(FROZEN_PREFIX):] for key, _ in state.iter_prefix(FROZEN_PREFIX)]
+    return [key[len(FROZEN_PREFIX) :] for key, _ in state.iter_prefix(FROZEN_PREFIX)]
 
 
 def spent_entries(state: StateReader, did: str) -> list[list[Any]]:
@@ -199,7 +201,7 @@ def spent_entries(state: StateReader, did: str) -> list[list[Any]]:
 
 
 def spent_accounts(state: StateReader) -> list[str]:
-    return [key[len(SPENT_PREFIX):] for key, _ in state.iter_prefix(SPENT_PREFIX)]
+    return [key[len(SPENT_PREFIX) :] for key, _ in state.iter_prefix(SPENT_PREFIX)]
 
 
 def _window_blocks(state: StateReader, did: str) -> int | None:
@@ -224,13 +226,17 @@ def window_spent(state: StateReader, did: str, asset: str, height: int) -> int:
     )
 
 
-def record_spent(state: Overlay, did: str, height: int, asset: str, amount: int) -> None:
+def record_spent(
+    state: Overlay, did: str, height: int, asset: str, amount: int, window_blocks: int | None = None
+) -> None:
     """Add a debit at ``height`` to a guarded account's record, dropping entries outside its window.
 
     Debits in the same block and asset are merged into one entry, so the record holds at most one
-    entry per (block, asset) inside the window.
+    entry per (block, asset) inside the window. ``window_blocks``: the guardrails' window, when the
+    caller has just read them (otherwise read here).
     """
-    window_blocks = _window_blocks(state, did)
+    if window_blocks is None:
+        window_blocks = _window_blocks(state, did)
     assert window_blocks is not None, f"{did} has no guardrails"
     assert amount > 0
     oldest = height - window_blocks

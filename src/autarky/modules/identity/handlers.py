@@ -120,6 +120,11 @@ def register(ctx: TxContext, msg: Register) -> None:
     ctx.emit("identity.registered", did=msg.did, owner=owner, kind=msg.kind)
 
 
+KEYS_CHANGED = "identity.keys_changed"
+"""``ctx.scratch`` flag: a key left an account in this transaction (removed, rotated, recovered), so
+a key's scope read at authentication may be out of date (``IdentityModule.charge_signer_allowance``)."""
+
+
 def add_key(ctx: TxContext, msg: AddKey) -> None:
     record = _registered(ctx, msg.did)
     _require_self_or_owner(ctx, msg.did, record)
@@ -144,6 +149,7 @@ def remove_key(ctx: TxContext, msg: RemoveKey) -> None:
 
     keys = tuple(other for other in record.keys if other.key != msg.key)
     write_account(ctx.state, msg.did, replace(record, keys=keys))
+    ctx.scratch[KEYS_CHANGED] = True
     ctx.emit("identity.key_removed", did=msg.did, key=msg.key)
 
 
@@ -157,6 +163,7 @@ def rotate(ctx: TxContext, msg: Rotate) -> None:
 
     move_allowance_spent(ctx.state, msg.did, msg.old_key, msg.new_key)
     write_account(ctx.state, msg.did, replace_key(record, msg.old_key, msg.new_key, ctx.height))
+    ctx.scratch[KEYS_CHANGED] = True
     ctx.emit("identity.key_rotated", did=msg.did, old_key=msg.old_key, new_key=msg.new_key)
 
 
@@ -213,6 +220,7 @@ def recover(ctx: TxContext, msg: Recover) -> None:
     # Recovery lifts a revocation, not a pause: the owner resumes a paused machine explicitly.
     status = PAUSED if record.status == PAUSED else ACTIVE
     write_account(ctx.state, msg.did, replace(record, keys=keys, status=status))
+    ctx.scratch[KEYS_CHANGED] = True
     ctx.emit("identity.recovered", did=msg.did, new_key=msg.new_key)
 
 

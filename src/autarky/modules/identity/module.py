@@ -141,6 +141,17 @@ class IdentityModule(Module):
         """Count a spend by ``account``'s signing ``key`` against its allowance (see ``keeper``)."""
         keeper.charge_allowance(state, account, key, asset, amount)
 
+    def charge_signer_allowance(self, ctx: TxContext, asset: str, amount: int) -> None:
+        """:meth:`charge_allowance` for the transaction's sender and signing key.
+
+        When the key's scope, read at authentication, has no allowance and no key has left the
+        account in this transaction, the result is known without reading the account record
+        (a no-op), so it is skipped: every debit of a machine's own transaction comes here.
+        """
+        if ctx.scope.allowance is None and not ctx.scratch.get(handlers.KEYS_CHANGED):
+            return
+        keeper.charge_allowance(ctx.state, ctx.sender, ctx.scope.key, asset, amount)
+
     def did_document(self, state: StateReader, did: str, now_ms: int | None = None) -> dict[str, Any]:
         """The W3C DID document of ``did``; raises ``InvalidDid`` (a ValueError) for a non-did:key.
 
