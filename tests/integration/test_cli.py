@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from autarky.cli.main import app
@@ -426,6 +427,14 @@ def test_init_refuses_to_initialise_twice(tmp_path: Path) -> None:
 # -- help -----------------------------------------------------------------------------------------------
 
 
+def _subcommands(command: Any) -> dict[str, Any]:
+    """A group's commands through click's interface (the root group loads its groups lazily)."""
+    if not hasattr(command, "list_commands"):
+        return {}
+    ctx = typer.Context(command)
+    return {name: command.get_command(ctx, name) for name in command.list_commands(ctx)}
+
+
 def _command_paths() -> list[list[str]]:
     import typer.main
 
@@ -434,7 +443,7 @@ def _command_paths() -> list[list[str]]:
 
     def walk(command: Any, path: list[str]) -> None:
         paths.append(path)
-        for name, sub in getattr(command, "commands", {}).items():
+        for name, sub in _subcommands(command).items():
             walk(sub, [*path, name])
 
     walk(root, [])
@@ -483,7 +492,7 @@ def test_help_of_every_command(path: list[str]) -> None:
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
-    if path and not getattr(_leaf(path), "commands", None):
+    if path and not _subcommands(_leaf(path)):
         assert "Example:" in result.output, f"autarky {' '.join(path)} --help has no example"
 
 
@@ -492,7 +501,7 @@ def _leaf(path: list[str]) -> Any:
 
     command: Any = typer.main.get_command(app)
     for name in path:
-        command = command.commands[name]
+        command = _subcommands(command)[name]
     return command
 
 

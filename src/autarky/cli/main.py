@@ -37,7 +37,18 @@ _CLICK_EXCEPTION: type[Exception] = next(
 
 
 class _AutarkyGroup(TyperGroup):
-    """The root group: turns every known failure below it into one line and an exit code."""
+    """The root group: turns every known failure below it into one line and an exit code, and
+    loads each command group only when it is used (``_LAZY``)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*_LAZY, *(name for name in super().list_commands(ctx) if name not in _LAZY)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _LAZY:
+            command = _load(cmd_name)
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -111,51 +122,48 @@ def _global_options(
     )
 
 
-def _register() -> None:
-    from autarky.cli import audit, bench, cluster, escrow, identity, init, mqtt, node, tx, up, wallet
-
-    app.command("init")(init.init)
-    app.command("up")(up.up)
-    app.add_typer(node.app, name="node")
-    app.add_typer(identity.app, name="identity")
-    app.add_typer(wallet.app, name="wallet")
-    app.add_typer(tx.app, name="tx")
-    app.command("audit")(audit.audit)
-    app.add_typer(bench.app, name="bench")
-    app.add_typer(cluster.app, name="cluster")
-    app.add_typer(mqtt.app, name="mqtt")
-    app.add_typer(escrow.app, name="escrow")
-    from autarky.cli import oracle
-
-    app.add_typer(oracle.app, name="oracle")
-    from autarky.cli import data
-
-    app.add_typer(data.app, name="data")
-    from autarky.cli import market
-
-    app.add_typer(market.app, name="market")
-    from autarky.cli import meter
-
-    app.add_typer(meter.app, name="meter")
-    from autarky.cli import lease
-
-    app.add_typer(lease.app, name="lease")
-    from autarky.cli import jobs
-
-    app.add_typer(jobs.app, name="jobs")
-    from autarky.cli import decisions, provenance
-
-    app.add_typer(provenance.app, name="provenance")
-    app.add_typer(decisions.app, name="decisions")
-    from autarky.cli import model
-
-    app.add_typer(model.app, name="model")
-    from autarky.cli import sim
-
-    app.add_typer(sim.app, name="sim")
+# Command groups and commands, imported only when used: a CLI call pays for the one it runs, not
+# for every group's imports (node, HTTP client, models...). Name -> (module, attribute, is a group).
+_LAZY: dict[str, tuple[str, str, bool]] = {
+    "init": ("autarky.cli.init", "init", False),
+    "up": ("autarky.cli.up", "up", False),
+    "node": ("autarky.cli.node", "app", True),
+    "identity": ("autarky.cli.identity", "app", True),
+    "wallet": ("autarky.cli.wallet", "app", True),
+    "tx": ("autarky.cli.tx", "app", True),
+    "audit": ("autarky.cli.audit", "audit", False),
+    "bench": ("autarky.cli.bench", "app", True),
+    "cluster": ("autarky.cli.cluster", "app", True),
+    "mqtt": ("autarky.cli.mqtt", "app", True),
+    "escrow": ("autarky.cli.escrow", "app", True),
+    "oracle": ("autarky.cli.oracle", "app", True),
+    "data": ("autarky.cli.data", "app", True),
+    "market": ("autarky.cli.market", "app", True),
+    "meter": ("autarky.cli.meter", "app", True),
+    "lease": ("autarky.cli.lease", "app", True),
+    "jobs": ("autarky.cli.jobs", "app", True),
+    "provenance": ("autarky.cli.provenance", "app", True),
+    "decisions": ("autarky.cli.decisions", "app", True),
+    "model": ("autarky.cli.model", "app", True),
+    "sim": ("autarky.cli.sim", "app", True),
+}
 
 
-_register()
+def _load(name: str) -> Any:
+    """The click command for ``name``, built from its module on first use."""
+    import importlib
+
+    module_name, attribute, is_group = _LAZY[name]
+    target = getattr(importlib.import_module(module_name), attribute)
+    if is_group:
+        # A group even when it has one command (``tx show``), as add_typer made it.
+        command: Any = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False, rich_markup_mode="rich")
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
 
 
 def main(argv: list[str] | None = None) -> None:
