@@ -18,7 +18,7 @@ See docs/simulation.md, "Adding a scenario".
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,7 +58,13 @@ class Scenario:
     setup_ms: ClassVar[int] = HOUR_MS
     """The machines start this long before ``start_ms`` (genesis is at that time): the set-up hour."""
 
+    day_start_ms: ClassVar[int | None] = None
+    """The moment this scenario's day always starts (its season and sun: a summer day for the
+    farm), whatever ``SimConfig.start_ms`` says; None: the config's."""
+
     def __init__(self, config: SimConfig) -> None:
+        if self.day_start_ms is not None and config.start_ms != self.day_start_ms:
+            config = replace(config, start_ms=self.day_start_ms)
         self.config = config
 
     @property

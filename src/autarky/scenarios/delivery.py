@@ -103,12 +103,7 @@ class Delivery(Scenario):
     summary = "delivery robots renting charger slots (lease) and buying routing data (data module)"
     tail_ms = 3 * HOUR_MS
 
-    def __init__(self, config: Any) -> None:
-        if config.start_ms != START_MS:
-            from dataclasses import replace
-
-            config = replace(config, start_ms=START_MS)
-        super().__init__(config)
+    day_start_ms = START_MS
 
     def build_genesis(self, g: GenesisBuilder) -> None:
         n = max(1, self.config.machines)

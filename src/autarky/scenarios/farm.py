@@ -76,12 +76,7 @@ class Farm(Scenario):
     summary = "irrigation controllers buying weather data (data module) when their sensors are not enough"
     tail_ms = 2 * HOUR_MS
 
-    def __init__(self, config: Any) -> None:
-        if config.start_ms != START_MS:
-            from dataclasses import replace
-
-            config = replace(config, start_ms=START_MS)
-        super().__init__(config)
+    day_start_ms = START_MS
 
     # -- genesis and the world ----------------------------------------------------------------------
 

@@ -125,11 +125,11 @@ class Microgrid(Scenario):
     summary = "PV, batteries, households and EV chargers trading energy hour-ahead, with oracles and repairs"
     tail_ms = 5 * HOUR_MS
     block_every_ms = L
+    day_start_ms = START_MS
 
     def __init__(self, config: SimConfig) -> None:
-        if config.start_ms != START_MS:
-            config = SimConfig(config.machines, config.hours, config.seed, config.out, START_MS)
         super().__init__(config)
+        config = self.config
         self.rng = np.random.default_rng(config.seed)
         n = config.machines
         feeders = max(1, -(-n // FEEDER_SIZE))
