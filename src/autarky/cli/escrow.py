@@ -17,7 +17,7 @@ from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
 from autarky.cli.options import FeeOpt, FromOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_hex32
-from autarky.cli.remote import connect, send_tx, tx_summary
+from autarky.cli.remote import connect, send_as, send_tx, tx_summary
 from autarky.modules.escrow import keeper as escrow_keeper
 from autarky.modules.escrow import messages as escrow
 
@@ -107,10 +107,8 @@ def release(
     Example:  autarky escrow release --from farm --lock 5be1…04 --to courier --amount 500
     """
     output.set_json_mode(json_out)
-    ring = current().keyring
-    identity, key = ring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    message = escrow.release(parse_hex32(lock_id, "a lock id"), ring.resolve(to), amount)
-    result = run(send_tx(identity.account, key, [message], fee=fee))
+    message = escrow.release(parse_hex32(lock_id, "a lock id"), current().keyring.resolve(to), amount)
+    result = send_as(sender, message, fee, password_file, key_file)
     output.emit(
         {"lock": lock_id, "amount": amount, **result},
         lambda: output.stdout.print(
@@ -133,8 +131,7 @@ def refund(
     Example:  autarky escrow refund --from courier --lock 5be1…04
     """
     output.set_json_mode(json_out)
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    result = run(send_tx(identity.account, key, [escrow.refund(parse_hex32(lock_id, "a lock id"))], fee=fee))
+    result = send_as(sender, escrow.refund(parse_hex32(lock_id, "a lock id")), fee, password_file, key_file)
     output.emit(
         {"lock": lock_id, **result},
         lambda: output.stdout.print(f"[bold green]refunded[/]\n  {tx_summary(result)}"),

@@ -18,7 +18,6 @@ from rich.table import Table
 from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
-from autarky.cli.keyring import Secrets
 from autarky.cli.lease import evidence_hash
 from autarky.cli.options import (
     FeeOpt,
@@ -30,7 +29,7 @@ from autarky.cli.options import (
     parse_hex32,
     parse_time_ms,
 )
-from autarky.cli.remote import connect, send_tx, tx_summary
+from autarky.cli.remote import connect, send_as, tx_summary
 from autarky.modules.jobs import keeper as jobs_keeper
 from autarky.modules.jobs import messages as jobs
 from autarky.modules.jobs.records import STATUSES
@@ -49,13 +48,6 @@ EvidenceFileOpt = Annotated[
 EvidenceHashOpt = Annotated[
     str | None, typer.Option("--evidence-hash", help="The evidence hash itself (64 hex characters).")
 ]
-
-
-def _send(
-    sender: str, message: dict[str, Any], fee: int, password_file: Path | None, key_file: Path | None
-) -> dict[str, Any]:
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    return run(send_tx(identity.account, key, [message], fee=fee))
 
 
 def _attester(entry: str) -> str:
@@ -102,7 +94,7 @@ def post(
     arbiter_did = None if arbiter is None else current().keyring.resolve(arbiter)
     deadline_ms = parse_time_ms(deadline, "--deadline")
     message = jobs.post(kind, description, bounty, asset, deadline_ms, attesters, arbiter_did)
-    result = _send(sender, message, fee, password_file, key_file)
+    result = send_as(sender, message, fee, password_file, key_file)
     job_id = jobs_keeper.new_job_id(bytes.fromhex(result["tx_hash"]), 0).hex()
     if print_id and not json_out:
         output.stdout.print(job_id)
@@ -126,7 +118,7 @@ def _simple(verb: str, build: Any) -> Any:
         json_out: JsonOpt = False,
     ) -> None:
         output.set_json_mode(json_out)
-        result = _send(sender, build(parse_hex32(job_id, "a job id")), fee, password_file, key_file)
+        result = send_as(sender, build(parse_hex32(job_id, "a job id")), fee, password_file, key_file)
         output.emit(
             {"job": job_id, **result},
             lambda: output.stdout.print(f"[bold green]{verb}[/] job {job_id}\n  {tx_summary(result)}"),
@@ -170,7 +162,7 @@ def complete(
     """
     output.set_json_mode(json_out)
     digest = evidence_hash(evidence, evidence_file, evidence_hash_hex)
-    result = _send(
+    result = send_as(
         sender, jobs.complete(parse_hex32(job_id, "a job id"), digest), fee, password_file, key_file
     )
     output.emit(
@@ -201,7 +193,8 @@ def attest(
     """
     output.set_json_mode(json_out)
     digest = evidence_hash(evidence, evidence_file, evidence_hash_hex)
-    result = _send(sender, jobs.attest(parse_hex32(job_id, "a job id"), digest), fee, password_file, key_file)
+    message = jobs.attest(parse_hex32(job_id, "a job id"), digest)
+    result = send_as(sender, message, fee, password_file, key_file)
     output.emit(
         {"job": job_id, "evidence": digest.hex(), **result},
         lambda: output.stdout.print(f"[bold green]attested[/] job {job_id}\n  {tx_summary(result)}"),
@@ -225,7 +218,7 @@ def resolve(
     Example:  autarky jobs resolve --from coop 4f2a…9b --provider-amount 150
     """
     output.set_json_mode(json_out)
-    result = _send(
+    result = send_as(
         sender, jobs.resolve(parse_hex32(job_id, "a job id"), provider_amount), fee, password_file, key_file
     )
     output.emit(

@@ -18,7 +18,6 @@ from rich.table import Table
 from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
-from autarky.cli.keyring import Secrets
 from autarky.cli.options import (
     FeeOpt,
     FromOpt,
@@ -30,9 +29,8 @@ from autarky.cli.options import (
     parse_hex32,
     parse_time_ms,
 )
-from autarky.cli.remote import connect, send_tx, tx_summary
+from autarky.cli.remote import connect, send_as, tx_summary
 from autarky.crypto.hashing import sha256
-from autarky.crypto.keys import SigningKey
 from autarky.modules.lease import keeper as lease_keeper
 from autarky.modules.lease import messages as lease
 
@@ -69,18 +67,6 @@ def evidence_hash(text: str | None, file: Path | None, digest: str | None) -> by
             raise UsageProblem(f"cannot read {file}: {exc.strerror}") from None
     assert digest is not None
     return parse_hex32(digest, "an evidence hash")
-
-
-def _unlock(sender: str, password_file: Path | None, key_file: Path | None) -> tuple[str, SigningKey]:
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    return identity.account, key
-
-
-def _send(
-    sender: str, message: dict[str, Any], fee: int, password_file: Path | None, key_file: Path | None
-) -> dict[str, Any]:
-    account, key = _unlock(sender, password_file, key_file)
-    return run(send_tx(account, key, [message], fee=fee))
 
 
 def _parse_sla(items: list[str]) -> dict[str, int]:
@@ -133,7 +119,7 @@ def offer(
     message = lease.offer(
         kind, resource, price, asset, period_ms, min_periods, max_periods, _parse_sla(sla or []), monitor_did
     )
-    result = _send(sender, message, fee, password_file, key_file)
+    result = send_as(sender, message, fee, password_file, key_file)
     offer_id = lease_keeper.new_offer_id(bytes.fromhex(result["tx_hash"]), 0).hex()
     if print_id and not json_out:
         output.stdout.print(offer_id)
@@ -162,7 +148,7 @@ def withdraw(
     Example:  autarky lease withdraw --from station 5be1…04
     """
     output.set_json_mode(json_out)
-    result = _send(
+    result = send_as(
         sender, lease.withdraw_offer(parse_hex32(offer_id, "an offer id")), fee, password_file, key_file
     )
     output.emit(
@@ -249,7 +235,7 @@ def reserve(
     """
     output.set_json_mode(json_out)
     start_ms = parse_time_ms(start, "--start")
-    result = _send(
+    result = send_as(
         sender,
         lease.reserve(parse_hex32(offer_id, "an offer id"), start_ms, periods),
         fee,
@@ -279,7 +265,7 @@ def _simple(verb: str, build: Any) -> Any:
         json_out: JsonOpt = False,
     ) -> None:
         output.set_json_mode(json_out)
-        result = _send(sender, build(parse_hex32(lease_id, "a lease id")), fee, password_file, key_file)
+        result = send_as(sender, build(parse_hex32(lease_id, "a lease id")), fee, password_file, key_file)
         output.emit(
             {"lease": lease_id, **result},
             lambda: output.stdout.print(f"[bold green]{verb}[/] lease {lease_id}\n  {tx_summary(result)}"),
@@ -338,7 +324,7 @@ def report_breach(
     output.set_json_mode(json_out)
     digest = evidence_hash(evidence, evidence_file, evidence_hash_hex)
     message = lease.report_breach(parse_hex32(lease_id, "a lease id"), first, periods, metric, digest)
-    result = _send(sender, message, fee, password_file, key_file)
+    result = send_as(sender, message, fee, password_file, key_file)
     output.emit(
         {"lease": lease_id, "first_period": first, "periods": periods, "evidence": digest.hex(), **result},
         lambda: output.stdout.print(
@@ -365,7 +351,7 @@ def judge(
     Example:  autarky lease judge --from sla-monitor 9c0f…e1 --upheld
     """
     output.set_json_mode(json_out)
-    result = _send(
+    result = send_as(
         sender, lease.judge_breach(parse_hex32(lease_id, "a lease id"), upheld), fee, password_file, key_file
     )
     verdict = "upheld" if upheld else "rejected"

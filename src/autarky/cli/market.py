@@ -21,7 +21,7 @@ from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
 from autarky.cli.keyring import Secrets
 from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_hex32
-from autarky.cli.remote import connect, send_tx, tx_summary
+from autarky.cli.remote import connect, send_as, send_tx, tx_summary
 from autarky.modules.market import keeper as market_keeper
 from autarky.modules.market import messages as market
 
@@ -185,8 +185,7 @@ def cancel(
     """
     output.set_json_mode(json_out)
     order_id = parse_hex32(order, "an order id")
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    result = run(send_tx(identity.account, key, [market.cancel(order_id)], fee=fee))
+    result = send_as(sender, market.cancel(order_id), fee, password_file, key_file)
     document = {"order": order_id.hex(), **result}
     output.emit(
         document,

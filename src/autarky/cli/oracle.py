@@ -22,7 +22,7 @@ from autarky.cli.errors import OperationFailed, UsageProblem
 from autarky.cli.escrow import parse_duration_ms
 from autarky.cli.keyring import Secrets
 from autarky.cli.options import FeeOpt, JsonOpt, KeyFileOpt, PasswordFileOpt
-from autarky.cli.remote import connect, send_tx, tx_summary
+from autarky.cli.remote import connect, send_as, send_tx, tx_summary
 from autarky.modules.oracle import messages as oracle
 
 app = typer.Typer(
@@ -145,8 +145,7 @@ def set_reporters(
     output.set_json_mode(json_out)
     ring = current().keyring
     dids = [ring.resolve(name) for name in reporters]
-    identity, key = ring.unlock(owner, Secrets(password_file=password_file, key_file=key_file))
-    result = run(send_tx(identity.account, key, [oracle.set_reporters(feed, dids, quorum)], fee=fee))
+    result = send_as(owner, oracle.set_reporters(feed, dids, quorum), fee, password_file, key_file)
     output.emit(
         {"feed": feed, "reporters": sorted(dids), "quorum": quorum, **result},
         lambda: output.stdout.print(
@@ -338,10 +337,9 @@ def fund(
     Example:  autarky oracle fund weather/temp-c/farm-1 --from farm --amount 5000 --reward 2 --expires-in 30d
     """
     output.set_json_mode(json_out)
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
     expires_ms = int(time.time() * 1000) + parse_duration_ms(expires_in)
     message = oracle.fund(feed, asset, amount, reward, expires_ms)
-    result = run(send_tx(identity.account, key, [message], fee=fee))
+    result = send_as(sender, message, fee, password_file, key_file)
     output.emit(
         {
             "feed": feed,
@@ -372,8 +370,7 @@ def defund(
     Example:  autarky oracle defund weather/temp-c/farm-1 --from farm
     """
     output.set_json_mode(json_out)
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    result = run(send_tx(identity.account, key, [oracle.defund(feed)], fee=fee))
+    result = send_as(sender, oracle.defund(feed), fee, password_file, key_file)
     output.emit(
         {"feed": feed, **result},
         lambda: output.stdout.print(f"[bold green]withdrawn[/] the budget of {feed}\n  {tx_summary(result)}"),

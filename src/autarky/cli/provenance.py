@@ -17,11 +17,10 @@ import typer
 from rich.table import Table
 
 from autarky.cli import output
-from autarky.cli.context import current, run
+from autarky.cli.context import current
 from autarky.cli.errors import NodeUnreachable, OperationFailed, UsageProblem
-from autarky.cli.keyring import Secrets
 from autarky.cli.options import FeeOpt, FromOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_hex32
-from autarky.cli.remote import send_tx, tx_summary
+from autarky.cli.remote import send_as, tx_summary
 from autarky.modules.provenance import keeper
 from autarky.modules.provenance import messages as prov
 
@@ -32,13 +31,6 @@ app = typer.Typer(
 )
 
 MetaOpt = Annotated[list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata (repeatable).")]
-
-
-def _send(
-    sender: str, message: dict[str, Any], fee: int, password_file: Path | None, key_file: Path | None
-) -> dict[str, Any]:
-    identity, key = current().keyring.unlock(sender, Secrets(password_file=password_file, key_file=key_file))
-    return run(send_tx(identity.account, key, [message], fee=fee))
 
 
 def _metadata(entries: list[str] | None) -> dict[str, str]:
@@ -124,7 +116,7 @@ def anchor(
     else:
         digest = parse_hex32(root, "a Merkle root")
     message = prov.anchor(schema, digest, count, from_ms, until_ms, _metadata(meta))
-    result = _send(sender, message, fee, password_file, key_file)
+    result = send_as(sender, message, fee, password_file, key_file)
     anchor_id = keeper.new_anchor_id(bytes.fromhex(result["tx_hash"]), 0).hex()
     output.emit(
         {"anchor": anchor_id, "root": digest.hex(), "count": count, **result},
@@ -165,7 +157,7 @@ def register_model(
     card_digest = _hash_of(card_hash, card_file, "model card")
     anchors = [parse_hex32(a, "an anchor id") for a in training_anchor]
     message = prov.register_model(model_id, version, file_digest, card_digest, kind, anchors)
-    result = _send(sender, message, fee, password_file, key_file)
+    result = send_as(sender, message, fee, password_file, key_file)
     output.emit(
         {
             "model_id": model_id,
@@ -225,7 +217,7 @@ def register_item(
     Example:  autarky provenance register-item --from lathe SN-4711 --kind spindle-bearing --meta lot=L7
     """
     output.set_json_mode(json_out)
-    result = _send(sender, prov.register_item(item_id, kind, _metadata(meta)), fee, password_file, key_file)
+    result = send_as(sender, prov.register_item(item_id, kind, _metadata(meta)), fee, password_file, key_file)
     output.emit(
         {"item": item_id, **result},
         lambda: output.stdout.print(f"[bold green]registered[/] item {item_id}\n  {tx_summary(result)}"),
@@ -261,7 +253,7 @@ def item_event(
     else:
         assert condition is not None
         message = prov.item_condition(item_id, condition, digest)
-    result = _send(sender, message, fee, password_file, key_file)
+    result = send_as(sender, message, fee, password_file, key_file)
     what = f"handed to {output.short(message.get('to'))}" if to is not None else f"condition {condition}"
     output.emit(
         {"item": item_id, **result},

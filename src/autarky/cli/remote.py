@@ -12,6 +12,7 @@ import dataclasses
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -57,6 +58,22 @@ def submission_json(submission: Submission) -> dict[str, Any]:
         "height": submission.height,
         "receipt": submission.receipt,
     }
+
+
+def send_as(
+    name: str,
+    message: Mapping[str, Any],
+    fee: int,
+    password_file: Path | None,
+    key_file: Path | None,
+) -> dict[str, Any]:
+    """Unlock the local identity ``name`` (its password or key file) and :func:`send_tx` ``message``
+    as its account: what a ``--from`` command that writes one message does."""
+    from autarky.cli.context import run
+    from autarky.cli.keyring import Secrets
+
+    identity, key = current().keyring.unlock(name, Secrets(password_file=password_file, key_file=key_file))
+    return run(send_tx(identity.account, key, [message], fee=fee))
 
 
 async def send_tx(
