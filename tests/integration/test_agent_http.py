@@ -77,7 +77,7 @@ def test_machine_over_http(start_node: Callable[..., LiveNode], test_keys: TestK
                         refusal.explanation
                     )
                 assert (await client.account(battery.did)).sequence == sequence == machine.sequence
-                assert any("refused before signing" in line for _, line in machine.log)
+                assert any("refused by the pre-check" in line for _, line in machine.log)
 
                 # the owner pauses it on the ledger: it sees the event and stops acting
                 paused = await client.submit_messages(

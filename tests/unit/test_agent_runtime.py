@@ -194,9 +194,9 @@ def test_refused_by_guardrails_is_explained_and_never_signed() -> None:
     assert refusal.code == "bank.per_tx_cap"
     assert "exceeds the per-transaction cap of 500 aut set by the owner's guardrails" in refusal.explanation
     assert "900 aut" in refusal.explanation
-    assert ledger.txs_committed == 0 and chain.height == 1  # nothing signed, nothing submitted
+    assert ledger.txs_committed == 0 and chain.height == 1  # nothing submitted
     assert machine.sequence == 0 and machine.refusals == 1
-    assert any("refused before signing" in line for _, line in machine.log)
+    assert any("refused by the pre-check" in line for _, line in machine.log)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ A complete example::
         try:
             await m.submit({"type": "bank/send", "to": grid, "asset": "aut", "amount": 10})
         except ActionRefused as refusal:
-            print(refusal.explanation)          # never signed
+            print(refusal.explanation)          # never submitted
 
     run_fleet([meter], ledger, start_ms=0, until_ms=24 * 3_600_000)
 

@@ -3,7 +3,7 @@
 ::
 
     AgentError
-    ├── ActionRefused       the pre-check refused a transaction: it was never signed
+    ├── ActionRefused       the pre-check refused a transaction: it was never submitted
     │   └── MachinePaused   the owner paused the machine on the ledger (core.account_paused)
     └── NotStarted          an action before ``await machine.start()``
 

@@ -16,6 +16,13 @@ The in-process ledger is the simulation path, so it is built for thousands of ma
   of a machine's second transaction in a block sees its first one (its sequence and spending), and
   the verdict is the one the block will give (same state, order, height and time), except for ids
   modules derive from the transaction hash (placeholder signatures give another hash);
+* ``check_signed`` does the same for a transaction already signed (a machine signs first here,
+  since nothing leaves the process, and throws the signature away if the check refuses) and
+  remembers its receipt and writes: when the block then holds exactly the checked transactions in
+  the checked order at the checked height and time, the executor takes those instead of running
+  the modules again, after verifying each signature (``executed`` in
+  :func:`autarky.ledger.executor.apply_block`). Every transaction is still executed once, on the
+  state it lands on; a simulation no longer executes it twice;
 * reads go through the module keepers on the committed state; events of committed blocks are
   dispatched to subscribers by event type, optionally filtered by one attribute (an index, not a
   scan: a thousand machines each watching their own ``identity.paused`` cost one dict lookup).
@@ -31,6 +38,7 @@ from typing import Any, Protocol
 from autarky.ledger.block import Event, Receipt
 from autarky.ledger.executor import (
     ACCEPTING_VERIFIER,
+    Executed,
     SignatureVerifier,
     execute_tx,
     sequence_of,
@@ -215,6 +223,11 @@ class InProcessLedger:
         self._pending: list[tuple[SignedTx, asyncio.Future[Receipt]]] = []
         self._check_state = Overlay(chain.state)
         self._check_index = 0
+        self._executed: list[Executed] = []
+        """Receipts and writes of the transactions checked by :meth:`check_signed` since the last
+        block, in check order (each also committed into ``_check_state``)."""
+        self._executed_at: tuple[int, int] | None = None
+        """(height, time) the checks in ``_executed`` ran at; the block must be at the same."""
         self._subscriptions = _Subscriptions()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._virtual = False
@@ -305,6 +318,25 @@ class InProcessLedger:
             self._check_index += 1
         return receipt
 
+    def check_signed(self, tx: SignedTx) -> Receipt:
+        """:meth:`check_now` of a signed transaction (its signatures are not looked at here: the
+        block verifies them), remembered so the block can take its result instead of executing
+        it again. Submit it next, or throw it away if the receipt is not ok."""
+        env = self._next_env()
+        if self._executed_at != (env.height, env.time_ms):
+            # Time moved on (or the block's height did) since the checks remembered so far: their
+            # results are not the block's. Keep the pending state, forget the results.
+            self._executed = []
+            self._executed_at = (env.height, env.time_ms)
+        child = self._check_state.child()
+        receipt = execute_tx(child, env, tx, self._check_index, self.chain.app, ACCEPTING_VERIFIER)
+        if receipt.ok:
+            if len(self._executed) == self._check_index:
+                self._executed.append(Executed(receipt, tuple(child.changes())))
+            child.commit()
+            self._check_index += 1
+        return receipt
+
     async def sequence(self, did: str) -> int:
         return sequence_of(self.chain.state, did)
 
@@ -370,9 +402,12 @@ class InProcessLedger:
             batch, self._pending = self._pending, []
         env = self._next_env()
         chain = self.chain
-        result = chain.execute_block([tx for tx, _ in batch], env.time_ms, self.verifier)
+        executed = self._executed if self._executed_at == (env.height, env.time_ms) else ()
+        result = chain.execute_block([tx for tx, _ in batch], env.time_ms, self.verifier, executed)
         self._check_state = Overlay(chain.state)
         self._check_index = 0
+        self._executed = []
+        self._executed_at = None
         self.blocks_produced += 1
         self.txs_committed += len(batch)
         for (_, future), receipt in zip(batch, result.receipts, strict=True):

@@ -315,7 +315,8 @@ class Machine(Skill):
 
         Raises :class:`ActionRefused` (with an explanation) when the pre-check refuses, and
         :class:`MachinePaused` while the owner has paused the machine; in both cases nothing is
-        signed. A committed failure is returned as its receipt (``receipt.ok`` False).
+        submitted (over a node's API nothing is even signed). A committed failure is returned as
+        its receipt (``receipt.ok`` False).
         """
         if not self.started:
             raise NotStarted(f"{self.name}: await machine.start() first")
@@ -368,13 +369,22 @@ class Machine(Skill):
             raise self._refuse(
                 "core.invalid_message", f"not canonical CBOR data: {exc}", messages, None
             ) from exc
-        cosigner_keys = [key.public_key.raw for key in cosigners]
-        verdict = await self.ledger.check(body, self.public_key, cosigner_keys, body_bytes)
+        check_signed = getattr(self.ledger, "check_signed", None)
+        if check_signed is not None:
+            # In process (InProcessLedger): sign first and check the signed transaction, so the
+            # block can take the check's result instead of executing it again. A refused one is
+            # thrown away here and never leaves the machine.
+            tx = self._sign(body, body_bytes, cosigners)
+            verdict = check_signed(tx)
+        else:
+            cosigner_keys = [key.public_key.raw for key in cosigners]
+            verdict = await self.ledger.check(body, self.public_key, cosigner_keys, body_bytes)
         if not verdict.ok:
             if verdict.code == "core.account_paused":
                 self._set_paused(True, paused_reason(verdict.detail))
             raise self._refuse(verdict.code, verdict.detail, messages, decision)
-        tx = self._sign(body, body_bytes, cosigners)
+        if check_signed is None:
+            tx = self._sign(body, body_bytes, cosigners)
         self._sequence += 1
         return tx
 
@@ -397,7 +407,7 @@ class Machine(Skill):
     ) -> ActionRefused:
         explanation = explain(code, detail, messages)
         self.refusals += 1
-        self.note(f"refused before signing: {code}: {explanation}", logging.INFO)
+        self.note(f"refused by the pre-check: {code}: {explanation}", logging.INFO)
         if decision is not None and self.decisions is not None and code != "core.account_paused":
             self.record(decision, tx=None)
         error_type = MachinePaused if code == "core.account_paused" else ActionRefused

@@ -162,6 +162,15 @@ def execute_tx(
 
 
 @dataclass(frozen=True, slots=True)
+class Executed:
+    """What executing one signed transaction gave: its receipt and its writes, in key order (the
+    ``changes()`` of the overlay it was executed on, a child of the block's)."""
+
+    receipt: Receipt
+    changes: tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AppliedBlock:
     """A block's transactions and end_block applied: its receipts, end events and write set."""
 
@@ -176,6 +185,7 @@ def apply_block(
     txs: Sequence[bytes | SignedTx],
     app: App,
     verifier: SignatureVerifier | None = None,
+    executed: Sequence[Executed] = (),
 ) -> AppliedBlock:
     """Execute ``txs`` in order on top of ``state``, then every module's end_block; no commitment.
 
@@ -183,12 +193,32 @@ def apply_block(
     lets a simulation compute state roots on another core while the next block executes
     (``autarky.node.commit_worker``; ``tests/unit/test_architecture.py`` keeps modules from
     reading it).
+
+    ``executed``: what :func:`execute_tx` gave for the first transactions of ``txs``,
+    executed in this order on this ``state`` at this height and time (an in-process pre-check of
+    the signed transactions: ``autarky.agent.InProcessLedger.check_signed``). Their writes and
+    receipts are taken instead of running the modules a second time, while the transaction is the
+    one that was executed and its signatures verify (an ``executed`` entry ran with a verifier
+    accepting everything); from the first that is not, everything is executed. The block is the
+    same either way (``tests/unit/test_executed_reuse.py``).
     """
     verifier = verifier or DirectVerifier()
     block_state = Overlay(state)
-    receipts = tuple(execute_tx(block_state, env, raw, index, app, verifier) for index, raw in enumerate(txs))
+    receipts: list[Receipt] = []
+    for index, (item, done) in enumerate(zip(txs, executed, strict=False)):  # executed: a prefix
+        if type(item) is not SignedTx or item.hash != done.receipt.tx_hash or not verifier.verify(item):
+            break
+        assert done.receipt.index == index, "executed out of block order"
+        for key, value in done.changes:
+            if value is None:
+                block_state.delete(key)
+            else:
+                block_state.set(key, value)
+        receipts.append(done.receipt)
+    for index in range(len(receipts), len(txs)):
+        receipts.append(execute_tx(block_state, env, txs[index], index, app, verifier))
     end_events = tuple(app.end_block(block_state, env))
-    return AppliedBlock(receipts, end_events, tuple(block_state.changes()))
+    return AppliedBlock(tuple(receipts), end_events, tuple(block_state.changes()))
 
 
 def seal_header(
@@ -214,9 +244,11 @@ def execute_block(
     txs: Sequence[bytes | SignedTx],
     app: App,
     verifier: SignatureVerifier | None = None,
+    executed: Sequence[Executed] = (),
 ) -> BlockResult:
-    """Execute ``txs`` in order on top of ``state`` (whose commitment is ``tree``)."""
-    applied = apply_block(state, env, txs, app, verifier)
+    """Execute ``txs`` in order on top of ``state`` (whose commitment is ``tree``); ``executed`` as
+    in :func:`apply_block`."""
+    applied = apply_block(state, env, txs, app, verifier, executed)
     new_tree = tree.update(applied.changes)
     header = seal_header(env, applied.receipts, applied.end_events, new_tree.root)
     return BlockResult(header, applied.receipts, applied.end_events, applied.changes, new_tree)

@@ -19,6 +19,7 @@ from autarky.ledger.block import BlockHeader, Receipt
 from autarky.ledger.executor import (
     AppliedBlock,
     BlockResult,
+    Executed,
     SignatureVerifier,
     apply_block,
     execute_block,
@@ -136,15 +137,19 @@ class Chain:
         txs: Sequence[bytes | SignedTx],
         time_ms: int | None = None,
         verifier: SignatureVerifier | None = None,
+        executed: Sequence[Executed] = (),
     ) -> AppliedBlock:
-        """:meth:`execute`, answering the block's receipts, end_block events and write set."""
+        """:meth:`execute`, answering the block's receipts, end_block events and write set.
+
+        ``executed``: the first transactions already executed in this order on the current state
+        at this block's height and time (see :func:`autarky.ledger.executor.apply_block`)."""
         env = self.next_env(time_ms)
         raws = tuple(tx.raw if isinstance(tx, SignedTx) else tx for tx in txs)
         if self._committer is None:
-            result = execute_block(self.state, self.tree, env, txs, self.app, verifier)
+            result = execute_block(self.state, self.tree, env, txs, self.app, verifier, executed)
             self.commit(result, raws)
             return AppliedBlock(result.receipts, result.end_events, result.changes)
-        applied = apply_block(self.state, env, txs, self.app, verifier)
+        applied = apply_block(self.state, env, txs, self.app, verifier, executed)
         self._apply_changes(applied.changes)
         self._unsealed.append((env, applied, self._committer.submit(applied.changes)))
         self.blocks.append(raws)

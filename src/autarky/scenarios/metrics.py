@@ -39,7 +39,7 @@ class Recorder:
         self.refused: Counter[str] = Counter()
         """Transactions refused by the ledger, by code."""
         self.prechecks_refused: Counter[str] = Counter()
-        """Actions refused by a machine's pre-check (never signed), by code."""
+        """Actions refused by a machine's pre-check (never submitted), by code."""
         self.decisions_by_policy: Counter[str] = Counter()
         self.prices: list[list[float]] = []
         """[hour, price, volume] per cleared interval that traded."""
@@ -108,9 +108,12 @@ class Recorder:
         payment or an ask's collateral is still the payer's until the market settles it)."""
         totals: Counter[str] = Counter()
         state, asset = self.chain.state, self.asset
+        locked: Counter[str] = Counter()
+        for lock in escrow.all_locks(state):  # one pass, not one index scan per actor
+            if lock.asset == asset:
+                locked[lock.payer] += lock.amount
         for actor in self.actors:
-            locked = sum(lock.amount for lock in escrow.locks_of(state, actor.did) if lock.asset == asset)
-            totals[actor.kind] += bank.balance(state, actor.did, asset) + locked
+            totals[actor.kind] += bank.balance(state, actor.did, asset) + locked[actor.did]
         for kind, total in sorted(totals.items()):
             self.add(f"wallet/{kind}", time_ms, total)
 

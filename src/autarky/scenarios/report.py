@@ -90,8 +90,8 @@ def standard_sections(metrics: dict[str, Any], series: dict[str, Any]) -> list[S
         Section(
             "Failures and refusals",
             bar_chart(refusals, "transactions"),
-            "Transactions the ledger refused, and actions a machine's pre-check refused before signing "
-            f"(never signed), by error code; handler failures: {metrics.get('handler_failures', 0)}.",
+            "Transactions the ledger refused, and actions a machine's pre-check refused "
+            f"(never submitted), by error code; handler failures: {metrics.get('handler_failures', 0)}.",
         )
     )
     return sections
