@@ -161,3 +161,22 @@ def test_check_depth_limit_equals_the_recursive_definition(depth: int, leaf: obj
     assert _outcome(value) == _reference_outcome(value)
     for wrap in (list, tuple):
         assert _outcome(wrap([value])) == _reference_outcome(wrap([value]))
+
+
+@given(
+    st.dictionaries(st.one_of(st.text(max_size=6), st.integers(-300, 300)), SCALARS, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_map_key_order_does_not_change_the_bytes(mapping: dict, random: object) -> None:
+    # Whatever order a map was built in (and above the 32 keys the fast path sorts itself), the
+    # encoding is cbor2's canonical one, nested or not.
+    keys = list(mapping)
+    random.shuffle(keys)  # type: ignore[attr-defined]
+    shuffled = {key: mapping[key] for key in keys}
+    expected = cbor2.dumps(mapping, canonical=True)
+    assert canonical_encode(shuffled) == expected
+    assert canonical_encode(mapping) == expected
+    assert canonical_encode([shuffled, {"m": shuffled}]) == cbor2.dumps(
+        [mapping, {"m": mapping}], canonical=True
+    )
+    assert canonical_encode((1, (shuffled,))) == cbor2.dumps([1, [mapping]], canonical=True)

@@ -121,9 +121,41 @@ def plan_batch(
     wear: float,
     start_ms: int = 0,
 ) -> list[Plan]:
-    """Plans for many batteries in one sparse LP (block-diagonal): ``net_wh`` and ``prices`` (M, T)."""
+    """Plans for many batteries: ``net_wh`` and ``prices`` (M, T). Up to ``BATCH_LP_BATTERIES``
+    batteries share one sparse LP (block-diagonal, one solver call); more are solved in groups of
+    that size, since the batteries are independent and the solver's time grows faster than the
+    LP's size (one LP for 740 batteries took 20 s, its groups of 64 about 6 s)."""
     net = np.atleast_2d(np.asarray(net_wh, dtype=np.float64))
     price = np.atleast_2d(np.asarray(prices, dtype=np.float64))
+    plans: list[Plan] = []
+    for first in range(0, len(specs), BATCH_LP_BATTERIES):
+        last = first + BATCH_LP_BATTERIES
+        plans.extend(
+            _plan_group(
+                specs[first:last],
+                soc_wh[first:last],
+                net[first:last],
+                price[first:last],
+                spread,
+                wear,
+                start_ms,
+            )
+        )
+    return plans
+
+
+BATCH_LP_BATTERIES = 64
+
+
+def _plan_group(
+    specs: list[BatterySpec],
+    soc_wh: Floats,
+    net: Floats,
+    price: Floats,
+    spread: float,
+    wear: float,
+    start_ms: int,
+) -> list[Plan]:
     soc0 = [min(max(float(soc_wh[k]), spec.soc_min_wh), spec.soc_max_wh) for k, spec in enumerate(specs)]
     parts = [
         _lp_one(spec, soc0[k], net[k], price[k] / 1000.0, (price[k] - spread) / 1000.0, wear / 1000.0)

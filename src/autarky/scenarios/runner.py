@@ -23,6 +23,7 @@ of the config.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -85,6 +86,7 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
     # headers are the same, sealed when read (the summary's state_root).
     roots = RootWorker(sorted(chain.data.items()))
     chain.defer_roots(roots)
+    thresholds = gc.get_threshold()
     try:
         ledger = InProcessLedger(chain, on_block=on_block, verifier=PrefetchVerifier(pool))
         ctx = ScenarioContext(
@@ -97,6 +99,12 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
             bus=InProcessBus(ledger, seed=f"{chain_id}/bus".encode()),
         )
         scenario.setup(ctx)
+        # The world, the genesis state and the machines live for the whole run: keep the cyclic
+        # garbage collector from walking them again and again (at 1,000 machines full collections
+        # took 4 of 58 s), and collect the young generation less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(5_000, thresholds[1], thresholds[2])
         timings["setup_s"] = time.perf_counter() - wall_start
         loop = VirtualEventLoop(config.start_ms - scenario.setup_ms + 1_000)
         try:
@@ -106,6 +114,8 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
             loop.close()
         chain.headers  # seal every header while the root worker is up  # noqa: B018
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         pool.shutdown(wait=True, cancel_futures=True)
         roots.close()
     store.flush()
