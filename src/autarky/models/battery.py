@@ -11,11 +11,12 @@ price units per kWh): charge c_t, discharge d_t, grid import i_t and export e_t,
 
 A solve takes a few milliseconds (scipy's HiGHS, sparse), so the scheduler re-plans at most every
 ``replan_every_ms`` (default one hour) and follows its plan in between (``decide`` then costs tens of
-microseconds); ``plan_batch`` solves many batteries in one sparse LP.
+microseconds); ``plan_batch`` solves many batteries in sparse LPs of up to 64 batteries each.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,27 +121,28 @@ def plan_batch(
     spread: float,
     wear: float,
     start_ms: int = 0,
+    pool: Executor | None = None,
 ) -> list[Plan]:
     """Plans for many batteries: ``net_wh`` and ``prices`` (M, T). Up to ``BATCH_LP_BATTERIES``
     batteries share one sparse LP (block-diagonal, one solver call); more are solved in groups of
     that size, since the batteries are independent and the solver's time grows faster than the
-    LP's size (one LP for 740 batteries took 20 s, its groups of 64 about 6 s)."""
+    LP's size (one LP for 740 batteries took 20 s, its groups of 64 about 6 s). With a ``pool``
+    (worker processes), the second half of the groups is solved there while this process solves
+    the first half: the same groups, so the same plans."""
     net = np.atleast_2d(np.asarray(net_wh, dtype=np.float64))
     price = np.atleast_2d(np.asarray(prices, dtype=np.float64))
+    groups = [
+        (specs[first:last], soc_wh[first:last], net[first:last], price[first:last], spread, wear, start_ms)
+        for first in range(0, len(specs), BATCH_LP_BATTERIES)
+        for last in (first + BATCH_LP_BATTERIES,)
+    ]
+    here = len(groups) if pool is None else (len(groups) + 1) // 2
+    elsewhere = [pool.submit(_plan_group, *group) for group in groups[here:]] if pool is not None else []
     plans: list[Plan] = []
-    for first in range(0, len(specs), BATCH_LP_BATTERIES):
-        last = first + BATCH_LP_BATTERIES
-        plans.extend(
-            _plan_group(
-                specs[first:last],
-                soc_wh[first:last],
-                net[first:last],
-                price[first:last],
-                spread,
-                wear,
-                start_ms,
-            )
-        )
+    for group in groups[:here]:
+        plans.extend(_plan_group(*group))
+    for future in elsewhere:
+        plans.extend(future.result())
     return plans
 
 

@@ -18,6 +18,7 @@ See docs/simulation.md, "Adding a scenario".
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -135,6 +136,9 @@ class ScenarioContext:
     """... or when its last anchor is this old (and once more at the end of the run)."""
     model_dir: Path | None = None
     """Where the run's model files, cards and training records are (``explain`` checks them)."""
+    workers: Executor | None = None
+    """A worker process for a scenario's own heavy, pure work (the microgrid's battery LPs, half
+    of them solved there while the machines' process solves the other half), or None."""
 
     def machine(self, actor_or_name: Actor | str, **options: Any) -> ScenarioMachine:
         """A machine for a genesis actor (by name or :class:`Actor`): its key, the run's ledger, bus

@@ -449,6 +449,7 @@ class Microgrid(Scenario):
             self.lp_spread,
             self.lp_wear,
             plan_start,
+            pool=self.ctx.workers,
         )
         self.solves += 1
         self.plans += len(due)

@@ -82,6 +82,10 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
     pool = ProcessPoolExecutor(
         1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
     )
+    # A second worker for the scenario's own pure work (the battery LPs); signatures keep theirs.
+    workers = ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+    )
     # State roots are hashed one block behind in a second worker (node/commit_worker.py): the
     # headers are the same, sealed when read (the summary's state_root).
     roots = RootWorker(sorted(chain.data.items()))
@@ -97,6 +101,7 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
             recorder,
             actors=dict(builder.by_name),
             bus=InProcessBus(ledger, seed=f"{chain_id}/bus".encode()),
+            workers=workers,
         )
         scenario.setup(ctx)
         # The world, the genesis state and the machines live for the whole run: keep the cyclic
@@ -117,6 +122,7 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
         gc.set_threshold(*thresholds)
         gc.unfreeze()
         pool.shutdown(wait=True, cancel_futures=True)
+        workers.shutdown(wait=True, cancel_futures=True)
         roots.close()
     store.flush()
     timings["run_s"] = time.perf_counter() - wall_start - timings["setup_s"]
