@@ -180,3 +180,33 @@ def test_map_key_order_does_not_change_the_bytes(mapping: dict, random: object) 
         [mapping, {"m": mapping}], canonical=True
     )
     assert canonical_encode((1, (shuffled,))) == cbor2.dumps([1, [mapping]], canonical=True)
+
+
+EVENT_VALUES = st.one_of(
+    st.integers(-(2**70), 2**70), st.binary(max_size=8), st.text(max_size=8), st.booleans(), st.none()
+)
+
+
+@given(st.text(max_size=12), st.dictionaries(st.text(min_size=1, max_size=10), EVENT_VALUES, max_size=12))
+def test_event_and_receipt_consensus_encoding_is_canonical(event_type: str, attributes: dict) -> None:
+    # Events are built with their attributes sorted by name (TxContext.emit); their consensus
+    # encoding puts them in canonical key order and encodes plainly: the same bytes as before.
+    from autarky.encoding import encode_ordered
+    from autarky.ledger.block import Event, Receipt
+
+    event = Event(event_type, tuple(sorted(attributes.items())))
+    assert encode_ordered(event.consensus_cbor()) == cbor2.dumps(event.to_cbor(), canonical=True)
+    receipt = Receipt(bytes(32), 0, "ok", (event, event))
+    expected = cbor2.dumps([bytes(32), "ok", [event.to_cbor(), event.to_cbor()]], canonical=True)
+    assert receipt.consensus_bytes() == expected
+
+
+def test_market_records_encode_in_canonical_key_order() -> None:
+    from autarky.encoding import canonical_key_order
+    from autarky.modules.market.keeper import ClearingRecord, OrderRecord
+
+    for record_type in (OrderRecord, ClearingRecord):
+        slots = record_type.__slots__
+        assert canonical_key_order(slots) == tuple(
+            sorted(slots, key=lambda name: (len(cbor2.dumps(name)), cbor2.dumps(name)))
+        )

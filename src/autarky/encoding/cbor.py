@@ -152,6 +152,21 @@ def _canonical_order(keys: tuple[Any, ...]) -> tuple[Any, ...] | None:
     return result
 
 
+def canonical_key_order(keys: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``keys`` (distinct text strings or integers) in the order canonical CBOR sorts map keys; a
+    map built in this order encodes plainly to its canonical bytes (:func:`encode_ordered`)."""
+    order = _canonical_order(keys)
+    return keys if order is None else order
+
+
+def encode_ordered(value: Any) -> bytes:
+    """Canonical CBOR of a value this process built with every map already in canonical key order
+    (:func:`canonical_key_order`) and only data-model values: encoded as it is, without looking
+    for tuples, floats or key order (receipts and events: ``autarky.ledger.block``). Equal to
+    :func:`canonical_encode` for such values (``tests/property/test_encoding_fast.py``)."""
+    return dumps_plain(value)
+
+
 def _in_key_order(value: Any, depth: int) -> Any:
     """``value`` checked like :func:`_check_encodable`, with every map's keys in canonical order
     (RFC 7049 3.9: shorter encoded key first, then bytewise), so that cbor2's plain encoding of it

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from autarky.crypto.hashing import sha256
 from autarky.crypto.keys import InvalidKey, check_public_key, verify_raw
-from autarky.encoding import canonical_encode, decode_trusted
+from autarky.encoding import canonical_encode, decode_trusted, encode_ordered
 from autarky.ledger.block import BlockHeader, Event, Receipt
 from autarky.ledger.errors import (
     BAD_SEQUENCE,
@@ -256,7 +256,7 @@ def execute_block(
 
 def result_root(receipts: Sequence[Receipt], end_events: Sequence[Event]) -> bytes:
     leaves = [receipt.consensus_bytes() for receipt in receipts]
-    leaves.append(canonical_encode([event.to_cbor() for event in end_events]))
+    leaves.append(encode_ordered([event.consensus_cbor() for event in end_events]))
     return merkle_root(leaves)
 
 

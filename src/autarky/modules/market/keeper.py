@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from autarky.crypto.hashing import sha256
-from autarky.encoding import canonical_encode
+from autarky.encoding import canonical_encode, canonical_key_order
 from autarky.ledger.state import Overlay, StateReader, get_obj
 
 PARAMS_KEY = "market/params"
@@ -77,10 +77,10 @@ def interval_text(interval: int) -> str:
 
 
 def shallow_fields(record: OrderRecord | ClearingRecord) -> dict[str, Any]:
-    """A record's fields by name. Every field is an int, str, bytes, bool or None, so this equals
-    ``dataclasses.asdict`` (which copies deeply, at several times the cost: orders are written
-    twice per placement)."""
-    return {name: getattr(record, name) for name in record.__slots__}
+    """A record's fields by name, in canonical key order (so encoding does not reorder them). Every
+    field is an int, str, bytes, bool or None, so this equals ``dataclasses.asdict`` (which copies
+    deeply, at several times the cost: orders are written twice per placement)."""
+    return {name: getattr(record, name) for name in canonical_key_order(record.__slots__)}
 
 
 @dataclass(frozen=True, slots=True)
