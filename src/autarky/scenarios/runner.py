@@ -75,6 +75,11 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
 
     def on_block(ledger: Any, receipts: tuple[Receipt, ...], end_events: tuple[Event, ...]) -> None:
         recorder.on_block(ledger, receipts, end_events)
+        # What is alive after a block mostly stays alive (state, decision records, machine logs):
+        # move it out of the cyclic collector's reach too, or each full collection walks all of
+        # it again (at 3,000 machines 23 full collections took 10 of 139 s). Cyclic garbage
+        # frozen here is kept until the run ends; there is little of it.
+        gc.freeze()
         if progress is not None:
             done = (chain.tip_time_ms - config.start_ms) / HOUR_MS
             progress(max(0.0, done), total_h)
