@@ -155,3 +155,5 @@ def replay_data_dir(data_dir: Path, progress: Callable[[int, int], None] | None 
         storage.close()
     report.seconds = time.perf_counter() - started
     return report
+
+

@@ -86,3 +86,4 @@ def init_genesis(state: Overlay, config: Mapping[str, Any]) -> None:
     keeper.set_params(state, fee_asset, min_fee)
     for asset in sorted(supplies):
         keeper.set_supply(state, asset, supplies[asset])
+

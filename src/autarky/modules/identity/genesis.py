@@ -34,15 +34,7 @@ from autarky.modules.identity.messages import (
 )
 
 _ACCOUNT_FIELDS = (
-    "did",
-    "owner",
-    "kind",
-    "maker",
-    "model",
-    "serial_digest",
-    "capabilities",
-    "metadata",
-    "keys",
+    "did", "owner", "kind", "maker", "model", "serial_digest", "capabilities", "metadata", "keys",
 )
 _KEY_FIELDS = ("key", "actions", "allowance")
 
@@ -173,3 +165,4 @@ def _text_map(item: dict[str, Any], name: str) -> dict[str, str]:
     if type(value) is not dict or any(type(k) is not str or type(v) is not str for k, v in value.items()):
         raise ValueError(f"{name} must be a map from text to text")
     return value
+
