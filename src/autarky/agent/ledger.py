@@ -308,20 +308,18 @@ class InProcessLedger:
         body_bytes: bytes | None = None,
     ) -> Receipt:
         """:meth:`check` without a coroutine (see the module docstring for what it sees)."""
-        tx = unsigned_tx(body, public_key, cosigners, body_bytes)
-        child = self._check_state.child()
-        receipt = execute_tx(
-            child, self._next_env(), tx, self._check_index, self.chain.app, ACCEPTING_VERIFIER
-        )
-        if receipt.ok:
-            child.commit()
-            self._check_index += 1
-        return receipt
+        return self._check(unsigned_tx(body, public_key, cosigners, body_bytes), remember=False)
 
     def check_signed(self, tx: SignedTx) -> Receipt:
         """:meth:`check_now` of a signed transaction (its signatures are not looked at here: the
         block verifies them), remembered so the block can take its result instead of executing
         it again. Submit it next, or throw it away if the receipt is not ok."""
+        return self._check(tx, remember=True)
+
+    def _check(self, tx: SignedTx, *, remember: bool) -> Receipt:
+        """Execute ``tx`` on a child of the pending overlay, kept there if it passes; with
+        ``remember``, also its receipt and writes for the block (only while every check since
+        the last block was remembered, so the list stays the block's first transactions)."""
         env = self._next_env()
         if self._executed_at != (env.height, env.time_ms):
             # Time moved on (or the block's height did) since the checks remembered so far: their
@@ -331,7 +329,7 @@ class InProcessLedger:
         child = self._check_state.child()
         receipt = execute_tx(child, env, tx, self._check_index, self.chain.app, ACCEPTING_VERIFIER)
         if receipt.ok:
-            if len(self._executed) == self._check_index:
+            if remember and len(self._executed) == self._check_index:
                 self._executed.append(Executed(receipt, tuple(child.changes())))
             child.commit()
             self._check_index += 1

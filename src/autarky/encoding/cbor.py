@@ -96,6 +96,13 @@ _SCALARS = frozenset({int, bytes, str, bool, type(None)})
 _KEY_TYPES = frozenset({str, int})
 
 
+def _check_keys(mapping: dict[Any, Any]) -> None:
+    """Raise TypeError unless every key of ``mapping`` is a text string or an integer."""
+    if not _KEY_TYPES.issuperset(map(type, mapping)):
+        bad = next(key for key in mapping if type(key) is not str and type(key) is not int)
+        raise TypeError(f"map key of type {type(bad).__name__} is not allowed")
+
+
 def _check_encodable(value: Any, depth: int) -> None:
     """Raise TypeError unless ``value`` is inside the data model (tuples count as lists).
 
@@ -117,9 +124,7 @@ def _check_encodable(value: Any, depth: int) -> None:
             _check_encodable(item, depth + 1)
         return
     if kind is dict:
-        if not _KEY_TYPES.issuperset(map(type, value)):
-            bad = next(key for key in value if type(key) is not str and type(key) is not int)
-            raise TypeError(f"map key of type {type(bad).__name__} is not allowed")
+        _check_keys(value)
         if depth < MAX_DEPTH and _SCALARS.issuperset(map(type, value.values())):
             return
         for item in value.values():
@@ -185,9 +190,7 @@ def _in_key_order(value: Any, depth: int) -> Any:
         items = [_in_key_order(item, depth + 1) for item in value]
         return value if all(new is old for new, old in zip(items, value, strict=True)) else items
     if kind is dict:
-        if not _KEY_TYPES.issuperset(map(type, value)):
-            bad = next(key for key in value if type(key) is not str and type(key) is not int)
-            raise TypeError(f"map key of type {type(bad).__name__} is not allowed")
+        _check_keys(value)
         if len(value) > _SMALL_MAP:
             raise _LargeMap
         keys = tuple(value)

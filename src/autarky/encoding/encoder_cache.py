@@ -17,41 +17,32 @@ import cbor2
 _local = threading.local()
 
 
-def dumps_plain(value: Any) -> bytes:
-    """Exactly ``cbor2.dumps(value)`` (maps in their own key order), faster. Canonical only when
-    every map's keys are already in canonical order (``autarky.encoding.cbor`` sees to that)."""
+def _encode(value: Any, slot: str, canonical: bool) -> bytes:
+    """Encode with this thread's encoder kept in ``_local.<slot>`` (made on first use)."""
     try:
-        buffer, encoder = _local.plain
+        buffer, encoder = getattr(_local, slot)
     except AttributeError:
         buffer = io.BytesIO()
-        encoder = cbor2.CBOREncoder(buffer)
-        _local.plain = (buffer, encoder)
-    buffer.seek(0)
-    buffer.truncate()
-    try:
-        encoder.encode(value)
-    except BaseException:
-        del _local.plain
-        raise
-    encoded: bytes = buffer.getvalue()
-    return encoded
-
-
-def dumps_canonical(value: Any) -> bytes:
-    """Exactly ``cbor2.dumps(value, canonical=True)``, faster."""
-    try:
-        buffer, encoder = _local.pair
-    except AttributeError:
-        buffer = io.BytesIO()
-        encoder = cbor2.CBOREncoder(buffer, canonical=True)
-        _local.pair = (buffer, encoder)
+        encoder = cbor2.CBOREncoder(buffer, canonical=canonical)
+        setattr(_local, slot, (buffer, encoder))
     buffer.seek(0)
     buffer.truncate()
     try:
         encoder.encode(value)
     except BaseException:
         # Never leave a half-written buffer behind for the next call.
-        del _local.pair
+        delattr(_local, slot)
         raise
     encoded: bytes = buffer.getvalue()
     return encoded
+
+
+def dumps_plain(value: Any) -> bytes:
+    """Exactly ``cbor2.dumps(value)`` (maps in their own key order), faster. Canonical only when
+    every map's keys are already in canonical order (``autarky.encoding.cbor`` sees to that)."""
+    return _encode(value, "plain", False)
+
+
+def dumps_canonical(value: Any) -> bytes:
+    """Exactly ``cbor2.dumps(value, canonical=True)``, faster."""
+    return _encode(value, "canonical", True)

@@ -50,6 +50,13 @@ EXPLAIN_PER_POLICY = 2
 """Transactions per model-backed decision policy that ``explain`` walks at the end of a run."""
 
 
+def _one_worker() -> ProcessPoolExecutor:
+    """A pool of one spawned worker process that dies with this one."""
+    return ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+    )
+
+
 def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run scenario ``name``; write the report folder if ``config.out``; return the metrics."""
     wall_start = time.perf_counter()
@@ -84,13 +91,9 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
             done = (chain.tip_time_ms - config.start_ms) / HOUR_MS
             progress(max(0.0, done), total_h)
 
-    pool = ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
-    )
+    pool = _one_worker()
     # A second worker for the scenario's own pure work (the battery LPs); signatures keep theirs.
-    workers = ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
-    )
+    workers = _one_worker()
     # State roots are hashed one block behind in a second worker (node/commit_worker.py): the
     # headers are the same, sealed when read (the summary's state_root).
     roots = RootWorker(sorted(chain.data.items()))
