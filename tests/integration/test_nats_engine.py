@@ -120,17 +120,21 @@ class Harness:
             if node.started:
                 await node.stop()
 
-    async def submit(self, txs: Sequence[SignedTx], patience_s: float = 60.0) -> list[SubmitResult]:
+    async def submit(
+        self, txs: Sequence[SignedTx], patience_s: float = 60.0, via: Sequence[int] | None = None
+    ) -> list[SubmitResult]:
         """Each transaction to its sender's node, as a client would: what the cluster cannot take yet
         (``engine.unavailable`` while the stream elects a leader, say) is sent again, the same bytes,
-        until it is acknowledged; the test then asserts that every one was."""
+        until it is acknowledged; the test then asserts that every one was. ``via`` limits the nodes
+        a client uses (a client would stop sending to a node it knows is broken)."""
+        homes = list(via) if via is not None else list(range(len(self.nodes)))
         results: dict[bytes, SubmitResult] = {}
         pending = list(txs)
         deadline = time.monotonic() + patience_s
         while True:
             by_node: dict[int, list[SignedTx]] = {}
             for tx in pending:
-                by_node.setdefault(_home(tx), []).append(tx)
+                by_node.setdefault(homes[_home(tx) % len(homes)], []).append(tx)
             answers = await asyncio.gather(
                 *(self.nodes[i].submit_many([tx.raw for tx in part]) for i, part in by_node.items())
             )
