@@ -116,6 +116,13 @@ def test_throughput_mode_reports_the_issue_figures(tmp_path: Path) -> None:
     assert report["latency_samples"] >= report["latency_transfers"] // 10
     assert report["latency_not_final"] == 0
     assert report["final_transfers_per_s"] <= report["transfers_per_s"] * 1.001
+    # CPU while the latency phase offered its transfers: the three nodes and servers are counted,
+    # and the machine's busy cores are its CPU seconds over the phase's wall time.
+    cpu = report["latency_cpu_s"]
+    assert len(cpu["nodes"]) == 3 and len(cpu["nats_servers"]) == 3
+    assert all(seconds > 0 for seconds in cpu["nodes"]), cpu
+    assert cpu["busy_cores"] == pytest.approx(cpu["machine_busy"] / cpu["wall_s"], rel=0.05, abs=0.05)
+    assert 0 < cpu["busy_cores"] <= cpu["cores"] + 0.1
     assert report["embedded"]["failed"] == 0
     # Every transfer of both phases and the markers were acknowledged and audited on every node.
     assert report["acknowledged"] >= 2000 + 200

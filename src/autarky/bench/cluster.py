@@ -31,7 +31,9 @@ never early. ``transfers_per_s`` and ``final_transfers_per_s`` use it, and so do
 ``p50_ack_ms`` / ``p99_ack_ms``: from sending a batched transfer to the node's answer (admitted and
 stored by JetStream), the first part of the path.
 ``peak_cpu_s`` shows where the CPU went during the peak (each node with its worker processes,
-each nats-server, this client, and everything else on the machine).
+each nats-server, this client, and everything else on the machine); ``latency_cpu_s`` the same
+while the latency phase offers its transfers, with ``busy_cores`` (machine CPU seconds per wall
+second): near the core count, the cluster cannot keep up with that rate and queues build.
 
 **Fault mode** (``fault`` = ``kill-server`` | ``kill-node`` | ``restart-all`` | ``pause-server``):
 ``transfers`` (at least 10,000 by default) are offered at a steady ``rate`` while, part-way through,
@@ -1120,7 +1122,9 @@ async def _throughput(
     finally:
         progress.cancel()
     rate = peak_rate / 2 if latency_rate is None else latency_rate
-    latency = await _latency(clients, watch, setup, rate, latency_s, counters, start, probe_every)
+    latency = await _latency(
+        clients, watch, setup, rate, latency_s, counters, start, probe_every, lambda: _cpu_snapshot(cluster)
+    )
     return {
         "transfers_per_s": round(peak_rate, 1),
         "final_transfers_per_s": round(final_rate, 1),
@@ -1142,6 +1146,7 @@ async def _latency(
     counters: _Counters,
     start: float,
     probe_every: int,
+    cpu: Callable[[], dict[str, Any] | None] = lambda: None,
 ) -> dict[str, Any]:
     """Offer transfers open-loop at ``rate``; submit-to-final (and submit-to-commit) latencies.
 
@@ -1162,7 +1167,11 @@ async def _latency(
     progress = asyncio.create_task(_progress(submitter, watch, start))
     _say(start, f"latency: offering {len(subs)} transfers at {rate:.0f}/s")
     try:
+        cpu_before, cpu_wall = cpu(), time.perf_counter()
         await submitter.run()
+        offer_cpu = _cpu_delta(cpu_before, cpu(), time.perf_counter() - cpu_wall)
+        if offer_cpu is not None:
+            offer_cpu["busy_cores"] = round(offer_cpu["machine_busy"] / max(offer_cpu["wall_s"], 1e-9), 2)
         settled = await _settle(clients, watch, setup, start, SETTLE_TIMEOUT_S)
         if settled is None:
             raise ClusterBenchError(
@@ -1218,6 +1227,7 @@ async def _latency(
         "commit_ms_resolution": POLL_S * 1000,
         "p50_ack_ms": round(statistics.median(ack_ms), 1) if ack_ms else None,
         "p99_ack_ms": round(_percentile(ack_ms, 0.99), 1) if ack_ms else None,
+        "latency_cpu_s": offer_cpu,
     }
 
 
