@@ -31,9 +31,9 @@ never early. ``transfers_per_s`` and ``final_transfers_per_s`` use it, and so do
 ``p50_ack_ms`` / ``p99_ack_ms``: from sending a batched transfer to the node's answer (admitted and
 stored by JetStream), the first part of the path.
 ``peak_cpu_s`` shows where the CPU went during the peak (each node with its worker processes,
-each nats-server, this client, and everything else on the machine); ``latency_cpu_s`` the same
-while the latency phase offers its transfers, with ``busy_cores`` (machine CPU seconds per wall
-second): near the core count, the cluster cannot keep up with that rate and queues build.
+each nats-server, this client, and everything else on the machine) and ``busy_cores`` (machine
+CPU seconds per wall second); ``latency_cpu_s`` the same while the latency phase offers its
+transfers: near the core count, the cluster cannot keep up with that rate and queues build.
 
 **Fault mode** (``fault`` = ``kill-server`` | ``kill-node`` | ``restart-all`` | ``pause-server``):
 ``transfers`` (at least 10,000 by default) are offered at a steady ``rate`` while, part-way through,
@@ -962,6 +962,7 @@ def _cpu_delta(
         "machine_busy": machine,
         "other_processes": round(machine - sum(nodes) - sum(servers) - bench, 2),
         "cores": os.cpu_count(),
+        "busy_cores": round(machine / wall_s, 2) if wall_s > 0 else None,
     }
 
 
@@ -1146,7 +1147,7 @@ async def _latency(
     counters: _Counters,
     start: float,
     probe_every: int,
-    cpu: Callable[[], dict[str, Any] | None] = lambda: None,
+    cpu: Callable[[], dict[str, Any] | None],
 ) -> dict[str, Any]:
     """Offer transfers open-loop at ``rate``; submit-to-final (and submit-to-commit) latencies.
 
@@ -1170,8 +1171,6 @@ async def _latency(
         cpu_before, cpu_wall = cpu(), time.perf_counter()
         await submitter.run()
         offer_cpu = _cpu_delta(cpu_before, cpu(), time.perf_counter() - cpu_wall)
-        if offer_cpu is not None:
-            offer_cpu["busy_cores"] = round(offer_cpu["machine_busy"] / max(offer_cpu["wall_s"], 1e-9), 2)
         settled = await _settle(clients, watch, setup, start, SETTLE_TIMEOUT_S)
         if settled is None:
             raise ClusterBenchError(
