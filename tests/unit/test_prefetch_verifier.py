@@ -46,6 +46,30 @@ def test_verdicts_equal_direct_verification_prefetched_or_not() -> None:
     assert late  # the last four were never prefetched: verified on the spot
 
 
+def test_a_burst_smaller_than_a_batch_goes_to_an_idle_worker_at_once() -> None:
+    """A batch is sent when it is full, or as soon as ``min_batch`` wait and the worker has
+    finished what it was given: a burst of submissions does not sit unverified until execution."""
+    txs = _transfers(10)
+    submitted: list[int] = []
+
+    class CountingPool(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+            submitted.append(len(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    with CountingPool(1) as pool:
+        verifier = PrefetchVerifier(pool, batch_size=512, min_batch=4)
+        verifier.prefetch(txs[:3])
+        assert submitted == []  # fewer than min_batch: they wait
+        verifier.prefetch(txs[3:4])
+        assert submitted == [4]  # the worker was idle
+        verifier._in_flight[-1][1].result()  # the worker is idle again
+        verifier.prefetch(txs[4:10])
+        assert submitted == [4, 4]  # sent at the fourth; two still wait
+        assert [verifier.verify(tx) for tx in txs] == [True] * 10
+        assert submitted == [4, 4, 2]  # execution sends the rest
+
+
 def test_worker_batch_refuses_undecodable_bytes() -> None:
     good = _transfers(1)[0]
     assert verify_batch([good.raw, b"\x00", _forged(good).raw]) == [True, False, False]

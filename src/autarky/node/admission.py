@@ -74,15 +74,19 @@ class PrefetchVerifier:
 
     A producer that holds transactions before it executes them (a simulation's in-process ledger)
     hands them to :meth:`prefetch` as they arrive; worker processes verify them on the other core
-    while the producer goes on. At execution :meth:`verify` answers from those results, waiting for
-    a batch still in flight, and verifies anything it was not given itself. The verdict is the same
-    as :class:`~autarky.ledger.executor.DirectVerifier`'s: the worker decodes the same bytes and runs
+    while the producer goes on. A batch goes to the worker when ``batch_size`` wait, or when
+    ``min_batch`` wait and the worker has verified everything sent before (so it never idles
+    while a burst fills a batch, and the producer does not wait for that burst at execution). At
+    execution :meth:`verify` answers from those results, waiting for a batch still in flight, and
+    verifies anything it was not given itself. The verdict is the same as
+    :class:`~autarky.ledger.executor.DirectVerifier`'s: the worker decodes the same bytes and runs
     the same :func:`~autarky.ledger.executor.verify_signatures`.
     """
 
-    def __init__(self, pool: Executor, batch_size: int = 512) -> None:
+    def __init__(self, pool: Executor, batch_size: int = 512, min_batch: int = 32) -> None:
         self._pool = pool
         self._batch_size = batch_size
+        self._min_batch = min_batch
         self._waiting: list[SignedTx] = []
         self._in_flight: list[tuple[list[bytes], Future[list[bool]]]] = []
         self._verdicts: dict[bytes, bool] = {}
@@ -90,8 +94,15 @@ class PrefetchVerifier:
     def prefetch(self, txs: Iterable[SignedTx]) -> None:
         for tx in txs:
             self._waiting.append(tx)
-            if len(self._waiting) >= self._batch_size:
+            waiting = len(self._waiting)
+            if waiting >= self._batch_size or (waiting >= self._min_batch and self._worker_idle()):
                 self._send()
+
+    def _worker_idle(self) -> bool:
+        """True when every batch sent so far is verified: send what waits now rather than let the
+        worker idle while a batch fills (a burst of submissions smaller than a batch would otherwise
+        wait until execution, and the producer with it)."""
+        return not self._in_flight or self._in_flight[-1][1].done()
 
     def _send(self) -> None:
         if self._waiting:
