@@ -4,6 +4,8 @@ tampering."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,8 @@ from autarky.models import (
     training,
     training_root,
 )
+from autarky.models import battery as battery_module
+from autarky.models.battery import start_plan_batch
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +196,27 @@ def test_plan_batch_equals_single_plans() -> None:
             [specs[k]], np.asarray([[2000.0, 1000.0][k]]), net[k : k + 1], prices[k : k + 1], 6.0, 1.0
         )[0]
         assert cost(both[k]) == pytest.approx(cost(one), abs=1e-3)
+
+
+def test_pending_plans_are_the_same_wherever_each_group_is_solved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups a worker solved, groups taken back and solved here, and no pool at all: same plans."""
+    monkeypatch.setattr(battery_module, "BATCH_LP_BATTERIES", 2)  # five groups of (up to) two
+    base = BatterySpec(10_000, 5000, 5000, 9600, 9600, 1000, 9500)
+    specs = [replace(base, capacity_wh=6000 + 1000 * k, soc_max_wh=5700 + 900 * k) for k in range(9)]
+    rng = np.random.default_rng(1)
+    prices = rng.integers(5, 40, size=(9, 96)).astype(float)
+    net = np.zeros((9, 96))
+    socs = np.linspace(1000.0, 4000.0, 9)
+    alone = start_plan_batch(specs, socs, net, prices, 6.0, 1.0, 7).result()
+    with ThreadPoolExecutor(1) as pool:
+        pending = start_plan_batch(specs, socs, net, prices, 6.0, 1.0, 7, pool=pool)
+        pooled = pending.result()
+        assert pending.result() is pooled  # collected once
+    assert len(alone) == len(pooled) == 9
+    for a, b in zip(alone, pooled, strict=True):
+        assert a.start_ms == b.start_ms == 7
+        for field in ("charge_wh", "discharge_wh", "import_wh", "export_wh", "soc_wh", "prices"):
+            assert np.array_equal(getattr(a, field), getattr(b, field))
 
 
 # --- anomaly detection ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ inputs and outputs canonical-CBOR values of integers):
 
 * :class:`PvForecaster`, :class:`LoadForecaster` (``forecast``): next 1-96 intervals, batched
   ``forecast_batch`` for all machines at once;
-* :class:`BatteryScheduler` (LP, re-plans at most every ``replan_every_ms``), :func:`plan_batch`,
+* :class:`BatteryScheduler` (LP, re-plans at most every ``replan_every_ms``), :func:`plan_batch`
+  (or :func:`start_plan_batch` in worker processes, collected by :class:`PendingPlans`),
   :class:`RuleBattery` baseline, :func:`simulate_battery_day` (``battery``);
 * :class:`AnomalyDetector` (``anomaly``), with ``score_batch``;
 * :class:`IrrigationController` (``irrigation``): irrigates, and buys weather data when its sensors
@@ -26,11 +27,13 @@ from autarky.models.anomaly import AnomalyDetector
 from autarky.models.battery import (
     BatteryScheduler,
     BatterySpec,
+    PendingPlans,
     Plan,
     RuleBattery,
     battery_lp_model,
     plan_batch,
     simulate_battery_day,
+    start_plan_batch,
 )
 from autarky.models.forecast import LoadForecaster, PvForecaster
 from autarky.models.irrigation import IrrigationController
@@ -85,6 +88,7 @@ __all__ = [
     "ModelFile",
     "ModelFileError",
     "ModelIntegrityError",
+    "PendingPlans",
     "Plan",
     "PvForecaster",
     "RuleBattery",
@@ -100,6 +104,7 @@ __all__ = [
     "save_card",
     "save_model",
     "simulate_battery_day",
+    "start_plan_batch",
     "train",
     "training_root",
 ]

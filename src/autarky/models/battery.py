@@ -16,7 +16,7 @@ microseconds); ``plan_batch`` solves many batteries in sparse LPs of up to 64 ba
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,8 +127,23 @@ def plan_batch(
     batteries share one sparse LP (block-diagonal, one solver call); more are solved in groups of
     that size, since the batteries are independent and the solver's time grows faster than the
     LP's size (one LP for 740 batteries took 20 s, its groups of 64 about 6 s). With a ``pool``
-    (worker processes), the second half of the groups is solved there while this process solves
-    the first half: the same groups, so the same plans."""
+    (worker processes), the groups are solved there while this process solves the groups no
+    worker has started (:class:`PendingPlans`): the same groups, so the same plans."""
+    return start_plan_batch(specs, soc_wh, net_wh, prices, spread, wear, start_ms, pool).result()
+
+
+def start_plan_batch(
+    specs: list[BatterySpec],
+    soc_wh: Floats,
+    net_wh: Floats,
+    prices: Floats,
+    spread: float,
+    wear: float,
+    start_ms: int = 0,
+    pool: Executor | None = None,
+) -> PendingPlans:
+    """:func:`plan_batch`, handed to ``pool``'s workers and collected by :meth:`PendingPlans.result`,
+    so the caller can do other work while they solve (a simulation's other machines)."""
     net = np.atleast_2d(np.asarray(net_wh, dtype=np.float64))
     price = np.atleast_2d(np.asarray(prices, dtype=np.float64))
     groups = [
@@ -136,14 +151,40 @@ def plan_batch(
         for first in range(0, len(specs), BATCH_LP_BATTERIES)
         for last in (first + BATCH_LP_BATTERIES,)
     ]
-    here = len(groups) if pool is None else (len(groups) + 1) // 2
-    elsewhere = [pool.submit(_plan_group, *group) for group in groups[here:]] if pool is not None else []
-    plans: list[Plan] = []
-    for group in groups[:here]:
-        plans.extend(_plan_group(*group))
-    for future in elsewhere:
-        plans.extend(future.result())
-    return plans
+    return PendingPlans(groups, pool)
+
+
+class PendingPlans:
+    """Battery plans being solved, group by group, in ``pool``'s workers (or here without one).
+
+    :meth:`result` gives the plans in battery order. It waits for groups a worker has started;
+    a group no worker has started yet is taken back and solved in this process. Either way a group
+    is the same LP, so the plans do not depend on where or when it was solved."""
+
+    def __init__(self, groups: list[tuple[Any, ...]], pool: Executor | None) -> None:
+        self._groups = groups
+        self._futures: list[Future[list[Plan]] | None] = (
+            [None] * len(groups) if pool is None else [pool.submit(_plan_group, *group) for group in groups]
+        )
+        self._plans: list[Plan] | None = None
+
+    def result(self) -> list[Plan]:
+        if self._plans is None:
+            # Workers take groups from the front: take back unstarted ones from the back.
+            here: dict[int, list[Plan]] = {}
+            for index in reversed(range(len(self._groups))):
+                future = self._futures[index]
+                if future is None or future.cancel():
+                    here[index] = _plan_group(*self._groups[index])
+            plans: list[Plan] = []
+            for index, future in enumerate(self._futures):
+                if index in here:
+                    plans.extend(here[index])
+                else:
+                    assert future is not None
+                    plans.extend(future.result())
+            self._plans = plans
+        return self._plans
 
 
 BATCH_LP_BATTERIES = 64

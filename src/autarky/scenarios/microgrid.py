@@ -23,10 +23,12 @@ inverter attests when it produces again; the bounty is paid after the dispute wi
 Each hour the first machine that needs a forecast runs ``forecast_batch`` for every PV inverter
 (and every household) in one call; each machine's handler takes its row and records it as its
 decision, with exactly the inputs the policy's ``decide`` takes for that machine. The batteries'
-linear programmes (96 intervals ahead) are solved together with ``plan_batch`` (one sparse LP): a
-battery re-plans every ``REPLAN_MS`` (four hours; the model allows hourly, but one battery's solve
-costs ~3-4 ms and the plans barely change within a few hours) or as soon as its state of charge has
-drifted more than the model's ``soc_tolerance_wh`` from its plan (partial fills), and follows its
+linear programmes (96 intervals ahead) are solved in groups of sparse LPs (``start_plan_batch``) in
+a worker process while the other devices act (the batteries act ``BATTERY_DELAY_MS`` after them,
+and solve what no worker has started themselves): a battery re-plans every ``REPLAN_MS`` (four
+hours; the model allows hourly, but one battery's solve costs ~3-4 ms and the plans barely change
+within a few hours) or as soon as its state of charge has drifted more than the model's
+``soc_tolerance_wh`` from its plan (partial fills), and follows its
 plan in between. Its price forecast per interval: the clearing price of the same interval a day
 before if the market has one, else the tariff, or the feed-in price where the feeder's aggregate PV
 forecast exceeds its aggregate load forecast (a midday surplus clears at the feed-in price).
@@ -60,7 +62,7 @@ from autarky.agent import LedgerEvent, Machine, Skill
 from autarky.crypto.hashing import sha256
 from autarky.ledger.block import Receipt
 from autarky.models import BatterySpec, LoadForecaster, PvForecaster, Trained
-from autarky.models.battery import plan_batch
+from autarky.models.battery import PendingPlans, start_plan_batch
 from autarky.modules.bank import keeper as bank
 from autarky.modules.jobs import messages as jobs
 from autarky.modules.market import messages as market
@@ -90,6 +92,9 @@ BOUNTY = 5_000
 REPAIR_MS = 2 * HOUR_MS
 FAULT_RATE_PER_DAY = 0.03
 REPLAN_MS = 4 * HOUR_MS
+BATTERY_DELAY_MS = 1_000
+"""Batteries send their hourly transaction this long after the other devices (their LPs solve
+in a worker process meanwhile)."""
 LP_HORIZON = 96
 START_MS = 1_781_478_000_000
 """2026-06-15 00:00 at the site (UTC+1): a summer day."""
@@ -151,6 +156,7 @@ class Microgrid(Scenario):
         self._forecast_hour: int | None = None
         self.solves = 0
         self.plans = 0
+        self._pending_plans: tuple[int, list[Battery], np.ndarray, PendingPlans] | None = None
 
     # -- genesis ------------------------------------------------------------------------------------
 
@@ -262,11 +268,15 @@ class Microgrid(Scenario):
             ctx.machine(owner).on_start(self._owner_setup)
         hourly = Skill("microgrid/hourly")
         hourly.on_interval(HOUR_MS, offset_ms=1_000)(self._hourly)
+        # Batteries act a moment after the other devices: the first device of the hour starts the
+        # batteries' LPs in a worker process (forecasts), and they solve while the others act.
+        battery_hourly = Skill("microgrid/battery-hourly")
+        battery_hourly.on_interval(HOUR_MS, offset_ms=1_000 + BATTERY_DELAY_MS)(self._hourly)
         for reporter in self.reporters:
             ctx.machine(reporter).on_interval(HOUR_MS, offset_ms=1_000)(self._report)
         for device in [*self.gateways, *self.devices]:
             device.machine = ctx.machine(device.actor)
-            device.machine.include(hourly)
+            device.machine.include(battery_hourly if isinstance(device, Battery) else hourly)
         repairs = Skill("microgrid/repairs")
         repairs.on_event("jobs.completed")(self._on_job_completed)
         for pv in self.pvs:
@@ -432,6 +442,11 @@ class Microgrid(Scenario):
         return forecast
 
     def _plan_batteries(self, h: int) -> None:
+        """Start the LPs of the batteries whose plan is due, in the worker processes: the machines
+        before the batteries in each hour (households, PV) go on while they solve; a battery's
+        ``plan`` collects them (:meth:`collect_plans`). The inputs are fixed here, so the plans
+        do not depend on when they are collected."""
+        self.collect_plans()
         plan_start = self.start_ms + (h + 1) * HOUR_MS
         now = self.start_ms + h * HOUR_MS + 1_000
         for battery in self.batteries:
@@ -441,7 +456,7 @@ class Microgrid(Scenario):
             return
         socs = np.asarray([b.projected_soc(plan_start) for b in due])
         prices = np.stack([self.price_forecast[b.zone] * 1000.0 for b in due])  # per kWh
-        plans = plan_batch(
+        pending = start_plan_batch(
             [b.spec for b in due],
             socs,
             np.zeros((len(due), LP_HORIZON)),
@@ -453,7 +468,15 @@ class Microgrid(Scenario):
         )
         self.solves += 1
         self.plans += len(due)
-        for battery, plan, soc in zip(due, plans, socs, strict=True):
+        self._pending_plans = (plan_start, due, socs, pending)
+
+    def collect_plans(self) -> None:
+        """Give the batteries the plans started by :meth:`_plan_batteries` (waiting if need be)."""
+        if self._pending_plans is None:
+            return
+        plan_start, due, socs, pending = self._pending_plans
+        self._pending_plans = None
+        for battery, plan, soc in zip(due, pending.result(), socs, strict=True):
             battery.lp_plan = plan
             battery.plan_inputs = {
                 "time_ms": plan_start,
@@ -855,6 +878,7 @@ class Battery(Device):
     def plan(self, h: int, t: int) -> tuple[list[dict[str, Any]], Any]:
         """Orders for hour ``h`` from the battery's LP plan (re-planned by the fleet when due)."""
         g = self.grid
+        g.collect_plans()
         plan = self.lp_plan
         first = (g.start_ms + h * HOUR_MS - plan.start_ms) // L
         base_k = g.start_ms // L + h * PER_HOUR
