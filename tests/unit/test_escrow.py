@@ -263,3 +263,19 @@ def test_invariants_catch_money_outside_a_lock_and_a_missing_index() -> None:
     state = Overlay(w.chain.state)
     state.delete(f"escrow/payer/{PAYER.did}/{lock_id.hex()}")
     assert any("indexes disagree" in p for p in w.chain.app.invariants(state))
+
+
+def test_a_lock_record_is_built_in_canonical_key_order_and_its_json_keeps_its_order() -> None:
+    """Encoding takes a map already in canonical order as it is (no copy); the API's JSON is unchanged."""
+    from autarky.encoding.cbor import canonical_key_order
+    from autarky.modules.escrow.keeper import Lock
+
+    lock = Lock(b"\x01" * 32, "did:key:p", "aut", 5, 9, "module:market", "bid", 10, ("did:key:b",), None, 3)
+    keys = tuple(lock.to_cbor())
+    assert canonical_key_order(keys) == keys
+    document = lock.to_json()
+    assert list(document) == [
+        "payer", "asset", "amount", "locked", "holder", "purpose", "expires_ms", "beneficiaries", "arbiter",
+        "height", "id",
+    ]  # fmt: skip
+    assert document["beneficiaries"] == ["did:key:b"] and document["amount"] == 5

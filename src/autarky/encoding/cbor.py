@@ -188,7 +188,10 @@ def _in_key_order(value: Any, depth: int) -> Any:
         if depth < MAX_DEPTH and _SCALARS.issuperset(map(type, value)):
             return value
         items = [_in_key_order(item, depth + 1) for item in value]
-        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+        for new, old in zip(items, value, strict=True):
+            if new is not old:
+                return items
+        return value
     if kind is dict:
         _check_keys(value)
         if len(value) > _SMALL_MAP:
@@ -197,10 +200,18 @@ def _in_key_order(value: Any, depth: int) -> Any:
         order = _canonical_order(keys)
         if depth < MAX_DEPTH and _SCALARS.issuperset(map(type, value.values())):
             return value if order is None else {key: value[key] for key in order}
-        result = {key: _in_key_order(value[key], depth + 1) for key in (keys if order is None else order)}
-        if order is None and all(result[key] is value[key] for key in keys):
-            return value
-        return result
+        if order is not None:
+            return {key: _in_key_order(value[key], depth + 1) for key in order}
+        changed: dict[Any, Any] | None = None  # keys already in order: copy only if a value changes
+        for key, item in value.items():
+            if type(item) in _SCALARS:
+                continue
+            new = _in_key_order(item, depth + 1)
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return value if changed is None else changed
     raise TypeError(f"value of type {kind.__name__} cannot be encoded canonically")
 
 

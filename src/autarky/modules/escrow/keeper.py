@@ -51,17 +51,18 @@ class Lock:
     height: int
 
     def to_cbor(self) -> dict[str, Any]:
+        # In canonical key order (shorter first, then bytewise), so encoding does not reorder it.
         return {
-            "payer": self.payer,
             "asset": self.asset,
+            "payer": self.payer,
             "amount": self.amount,
-            "locked": self.locked,
+            "height": self.height,
             "holder": self.holder,
+            "locked": self.locked,
+            "arbiter": self.arbiter,
             "purpose": self.purpose,
             "expires_ms": self.expires_ms,
             "beneficiaries": list(self.beneficiaries),
-            "arbiter": self.arbiter,
-            "height": self.height,
         }
 
     @classmethod
@@ -81,9 +82,25 @@ class Lock:
         )
 
     def to_json(self) -> dict[str, Any]:
-        document = self.to_cbor()
+        fields = self.to_cbor()
+        document = {key: fields[key] for key in _JSON_ORDER}
         document["id"] = self.id.hex()
         return document
+
+
+_JSON_ORDER = (
+    "payer",
+    "asset",
+    "amount",
+    "locked",
+    "holder",
+    "purpose",
+    "expires_ms",
+    "beneficiaries",
+    "arbiter",
+    "height",
+)
+"""The order of a lock's fields in the API's JSON (as it always was)."""
 
 
 def new_lock_id(tx_hash: bytes, index: int) -> bytes:
