@@ -3,7 +3,8 @@
 Public names (import from ``autarky.agent``):
 
 - :class:`Machine` ``(key, ledger, *, did=None, name=None, clock=None, bus=None, storage=None,
-  decisions=None, fee=None, anchor_every=256, anchor_interval_ms=3_600_000)``: an identity with
+  decisions=None, fee=None, anchor_every=256, anchor_interval_ms=3_600_000, log_size=200,
+  settings=None)``: an identity with
   handlers. Decorators ``@machine.on_interval(period_ms, offset_ms=0)``,
   ``@machine.on_message(Model)``, ``@machine.on_event("market.cleared")``, ``@machine.on_start``;
   ``machine.include(skill)``. Handlers get the machine first: ``(m)``, ``(m, sender, message)``,
@@ -11,7 +12,9 @@ Public names (import from ``autarky.agent``):
   fee=None) -> Receipt`` (pre-checks, signs, submits, waits), ``await m.send(did, model)``,
   ``m.decide(policy, inputs) -> Decision``, ``await m.anchor()``. Reads: ``await m.account()``,
   ``await m.balance(asset)``, ``m.ledger.*``. State: ``m.paused``, ``m.paused_reason``, ``m.log``,
-  ``m.refusals``, ``m.failures``, ``m.decisions`` (a ``DecisionChain``), ``m.storage``.
+  ``m.refusals``, ``m.failures``, ``m.submitted``, ``m.committed``, ``m.refused_by_code``,
+  ``m.failed_by_code``, ``m.decisions`` (a ``DecisionChain``), ``m.storage``, ``m.settings``.
+  Lifecycle: ``await m.start()``, ``await m.stop(anchor=False, grace_s=0.0)``.
 - :class:`Skill` ``(name)``: a group of handlers with the same decorators.
 - :class:`MachineDefinition`: ``Machine.define(name, **options)``, a machine's handlers without its
   key and ledger, ``definition.build(key, ledger, **kwargs) -> Machine``; :func:`load_agent_file`
