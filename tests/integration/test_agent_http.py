@@ -86,8 +86,9 @@ def test_machine_over_http(start_node: Callable[..., LiveNode], test_keys: TestK
                 assert paused.ok, paused
                 await wait_for(lambda: machine.paused)
                 assert machine.paused_reason == "maintenance visit"
-                account = await client._json("GET", f"/api/v1/accounts/{battery.did}")
-                assert account["status"] == "paused" and account["pause"]["reason"] == "maintenance visit"
+                account = await client.account(battery.did)
+                assert account.status == "paused" and account.pause is not None
+                assert account.pause["reason"] == "maintenance visit"
                 count = len(ticks)
                 await asyncio.sleep(0.3)
                 assert len(ticks) == count  # no handler runs while paused

@@ -483,6 +483,7 @@ def test_every_command_is_covered() -> None:
         "escrow release",
         "escrow refund",
         "escrow locks",
+        "agent run",
     }
     assert expected <= names, expected - names
 

@@ -11,6 +11,7 @@ and items, and refuse bad input with typed errors.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
@@ -27,6 +28,7 @@ from autarky.modules.bank import messages as bank
 from autarky.modules.provenance import keeper
 from autarky.modules.provenance import messages as prov
 from autarky.provenance import DecisionChain, DecisionStore, explain, training_data_bytes
+from autarky.web.client import AutarkyClient, NotFound
 from autarky.web.provenance_view import HttpLedgerView
 from autarky.web.testing import LiveNode, TestKeys, standard_genesis
 
@@ -152,6 +154,12 @@ def test_routes(site: Site) -> None:
     decisions = http.get(f"/api/v1/provenance/decisions/{site.machine}").json()
     assert decisions["head"]["count"] == 6 and decisions["total"] == 2
     assert [b["first_seq"] for b in decisions["batches"]] == [0, 3]
+    first = http.get(f"/api/v1/provenance/decisions/{site.machine}", params={"from_seq": 0, "limit": 1})
+    assert [b["first_seq"] for b in first.json()["batches"]] == [0] and first.json()["next_seq"] == 3
+    last = http.get(f"/api/v1/provenance/decisions/{site.machine}", params={"from_seq": 3, "limit": 1})
+    assert [b["first_seq"] for b in last.json()["batches"]] == [3] and last.json()["next_seq"] is None
+    beyond = http.get(f"/api/v1/provenance/decisions/{site.machine}", params={"from_seq": 6}).json()
+    assert beyond["batches"] == [] and beyond["next_seq"] is None and beyond["head"]["count"] == 6
     batch = http.get(f"/api/v1/provenance/decisions/{site.machine}/batch", params={"seq": 4}).json()
     assert (batch["first_seq"], batch["count"]) == (3, 3)
     item = http.get("/api/v1/provenance/items/SN-4711").json()
@@ -167,6 +175,25 @@ def test_routes(site: Site) -> None:
         response = http.get(path)
         assert response.status_code == status, (path, response.text)
         assert "error" in response.json()
+
+
+def test_client_reads_a_registered_model(site: Site) -> None:
+    async def read() -> None:
+        async with AutarkyClient(site.live.url) as client:
+            model = await client.provenance_model(site.model_hash)
+            assert model["card_hash"] == site.card_hash.hex() and model["model_id"] == "battery-lp"
+            assert await client.provenance_model(site.model_hash.hex()) == model
+            with pytest.raises(NotFound):
+                await client.provenance_model(bytes(32))
+
+    asyncio.run(read())
+
+
+def test_http_view_pages_through_batches(site: Site, test_keys: TestKeys) -> None:
+    with HttpLedgerView(site.live.url) as view:
+        for page_size in (1, 2, 1000):
+            assert [b["first_seq"] for b in view.decision_batches(site.machine, page_size)] == [0, 3]
+        assert list(view.decision_batches(test_keys.bob.did, 1)) == []  # anchored nothing
 
 
 def test_http_view_explains_like_the_cli(site: Site) -> None:
@@ -234,25 +261,29 @@ def test_cli_detects_a_tampered_model_file_and_card(site: Site, tmp_path: Path) 
 
 
 def test_cli_verify_and_list(site: Site) -> None:
-    verify = autarky_json(
-        site.root,
-        "decisions",
-        "verify",
-        "--machine",
-        site.machine,
-        "--store",
-        str(site.store_path),
-        "--node",
-        site.live.url,
-    )
-    assert verify == {
-        "machine": site.machine,
-        "records": 6,
-        "anchored_on_chain": 6,
-        "batches": 2,
-        "ok": True,
-        "problems": [],
-    }
+    # --page-size 1: the two batches come in two pages (the default reads 1,000 at a time)
+    for page_size in ("1", "1000"):
+        verify = autarky_json(
+            site.root,
+            "decisions",
+            "verify",
+            "--machine",
+            site.machine,
+            "--store",
+            str(site.store_path),
+            "--node",
+            site.live.url,
+            "--page-size",
+            page_size,
+        )
+        assert verify == {
+            "machine": site.machine,
+            "records": 6,
+            "anchored_on_chain": 6,
+            "batches": 2,
+            "ok": True,
+            "problems": [],
+        }
     listed = autarky_json(
         site.root,
         "decisions",

@@ -29,3 +29,14 @@ def test_python_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert printed[3] == "identity/pause identity/resume"
     assert namespace["battery"].paused is False
     assert callable(namespace["battery_on_node"])  # run against a node by test_agent_docs_node.py
+
+
+def test_the_agent_file_on_the_page_is_the_example_the_tests_run() -> None:
+    """The "One machine per process" section shows ``examples/energy_buyer.py`` as it is
+    (``tests/integration/test_agent_run_cli.py`` runs it in two processes, ``test_agent_file.py``
+    in process)."""
+    (shown,) = re.findall(
+        r"```python examples/energy_buyer.py\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.DOTALL
+    )
+    example = DOCS.parents[1] / "examples" / "energy_buyer.py"
+    assert shown == example.read_text(encoding="utf-8")

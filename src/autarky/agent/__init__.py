@@ -3,7 +3,8 @@
 Public names (import from ``autarky.agent``):
 
 - :class:`Machine` ``(key, ledger, *, did=None, name=None, clock=None, bus=None, storage=None,
-  decisions=None, fee=None, anchor_every=256, anchor_interval_ms=3_600_000)``: an identity with
+  decisions=None, fee=None, anchor_every=256, anchor_interval_ms=3_600_000, log_size=200,
+  settings=None)``: an identity with
   handlers. Decorators ``@machine.on_interval(period_ms, offset_ms=0)``,
   ``@machine.on_message(Model)``, ``@machine.on_event("market.cleared")``, ``@machine.on_start``;
   ``machine.include(skill)``. Handlers get the machine first: ``(m)``, ``(m, sender, message)``,
@@ -11,11 +12,18 @@ Public names (import from ``autarky.agent``):
   fee=None) -> Receipt`` (pre-checks, signs, submits, waits), ``await m.send(did, model)``,
   ``m.decide(policy, inputs) -> Decision``, ``await m.anchor()``. Reads: ``await m.account()``,
   ``await m.balance(asset)``, ``m.ledger.*``. State: ``m.paused``, ``m.paused_reason``, ``m.log``,
-  ``m.refusals``, ``m.failures``, ``m.decisions`` (a ``DecisionChain``), ``m.storage``.
+  ``m.refusals``, ``m.failures``, ``m.submitted``, ``m.committed``, ``m.refused_by_code``,
+  ``m.failed_by_code``, ``m.decisions`` (a ``DecisionChain``), ``m.storage``, ``m.settings``.
+  Lifecycle: ``await m.start()``, ``await m.stop(anchor=False, grace_s=0.0)``.
 - :class:`Skill` ``(name)``: a group of handlers with the same decorators.
+- :class:`MachineDefinition`: ``Machine.define(name, **options)``, a machine's handlers without its
+  key and ledger, ``definition.build(key, ledger, **kwargs) -> Machine``; :func:`load_agent_file`
+  ``("battery.py[:NAME]")`` imports an agent file and returns its definition (``autarky agent
+  run``); ``run_on_node`` in ``autarky.agent.process`` runs one on a node until stopped.
 - :class:`Decision`: ``policy, model, inputs, inputs_digest, output``.
 - Errors: :class:`AgentError`, :class:`ActionRefused` ``(code, detail, explanation)``,
-  :class:`MachinePaused`, :class:`NotStarted`; :func:`explain` ``(code, detail, messages) -> str``.
+  :class:`MachinePaused`, :class:`NotStarted`, :class:`AgentFileError` (``AgentFileNotFound``,
+  ``AgentFileFailed``, ``NoMachineDefined``); :func:`explain` ``(code, detail, messages) -> str``.
 - Clocks: :class:`RealClock`, :class:`VirtualClock`, :class:`VirtualEventLoop` ``(start_ms)`` (time
   jumps to the next timer when every task waits; idle hooks run first), :func:`run_virtual`
   ``(main, *, start_ms=0)``, :class:`Deadlock`.
@@ -48,7 +56,18 @@ See ``docs/agents.md``.
 
 from autarky.agent.bus import InProcessBus
 from autarky.agent.clock import Deadlock, RealClock, VirtualClock, VirtualEventLoop, run_virtual
-from autarky.agent.errors import ActionRefused, AgentError, MachinePaused, NotStarted, explain
+from autarky.agent.definition import MachineDefinition, load_agent_file
+from autarky.agent.errors import (
+    ActionRefused,
+    AgentError,
+    AgentFileError,
+    AgentFileFailed,
+    AgentFileNotFound,
+    MachinePaused,
+    NoMachineDefined,
+    NotStarted,
+    explain,
+)
 from autarky.agent.ledger import AccountView, InProcessLedger, LedgerEvent, LedgerPort
 from autarky.agent.machine import Decision, Machine
 from autarky.agent.runtime import Fleet, run_fleet
@@ -59,6 +78,9 @@ __all__ = [
     "AccountView",
     "ActionRefused",
     "AgentError",
+    "AgentFileError",
+    "AgentFileFailed",
+    "AgentFileNotFound",
     "Deadlock",
     "Decision",
     "Fleet",
@@ -67,8 +89,10 @@ __all__ = [
     "LedgerEvent",
     "LedgerPort",
     "Machine",
+    "MachineDefinition",
     "MachinePaused",
     "MemoryStorage",
+    "NoMachineDefined",
     "NotStarted",
     "RealClock",
     "Skill",
@@ -76,6 +100,7 @@ __all__ = [
     "VirtualClock",
     "VirtualEventLoop",
     "explain",
+    "load_agent_file",
     "run_fleet",
     "run_virtual",
 ]

@@ -5,7 +5,12 @@
     AgentError
     ├── ActionRefused       the pre-check refused a transaction: it was never submitted
     │   └── MachinePaused   the owner paused the machine on the ledger (core.account_paused)
-    └── NotStarted          an action before ``await machine.start()``
+    ├── NotStarted          an action before ``await machine.start()``
+    └── AgentFileError      an agent file (``autarky agent run FILE.py``) that cannot be run
+        ├── AgentFileNotFound   no file at that path
+        ├── AgentFileFailed     importing it raised (a syntax error, an exception at module level)
+        └── NoMachineDefined    it defines no machine, several without saying which, or not
+                                the one named (``FILE.py:NAME``)
 
 ``ActionRefused.code`` is the ledger's stable code (``bank.per_tx_cap``), ``detail`` the ledger's
 own text and ``explanation`` a sentence for the machine's owner: what the machine wanted and which
@@ -39,6 +44,24 @@ class ActionRefused(AgentError):
 
 class MachinePaused(ActionRefused):
     """The machine's account is paused by its owner (``identity/pause``): it may not act."""
+
+
+class AgentFileError(AgentError):
+    """An agent file that cannot be run; ``code`` is stable (``agent.file_not_found``, ...)."""
+
+    code = "agent.file_error"
+
+
+class AgentFileNotFound(AgentFileError):
+    code = "agent.file_not_found"
+
+
+class AgentFileFailed(AgentFileError):
+    code = "agent.file_failed"
+
+
+class NoMachineDefined(AgentFileError):
+    code = "agent.no_machine"
 
 
 _NUMBER = re.compile(r"\d+")

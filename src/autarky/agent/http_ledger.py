@@ -140,20 +140,17 @@ class HttpLedger:
         return (await self.client.account(did)).sequence
 
     async def account(self, did: str) -> AccountView:
-        # The raw answer: it carries "status" and "pause", which the client's Account does not keep.
-        data: dict[str, Any] = await self.client._json("GET", f"/api/v1/accounts/{did}")
-        identity = data.get("identity")
-        status = data.get("status") or ("unregistered" if identity is None else str(identity.get("status")))
-        pause = data.get("pause")
+        account = await self.client.account(did)
+        identity = account.identity
         return AccountView(
             did=did,
-            status=status,
+            status=account.status,
             owner=None if identity is None else identity.get("owner"),
-            balances=dict(data.get("balances", {})),
-            guardrails=data.get("guardrails"),
-            frozen=bool(data.get("frozen")),
-            paused_reason=None if pause is None else str(pause.get("reason", "")),
-            sequence=int(data["sequence"]),
+            balances=dict(account.balances),
+            guardrails=account.guardrails,
+            frozen=account.frozen,
+            paused_reason=None if account.pause is None else str(account.pause.get("reason", "")),
+            sequence=account.sequence,
         )
 
     async def balance(self, did: str, asset: str) -> int:

@@ -26,6 +26,15 @@ and the log says why.
 ``submit(..., decision=d)`` appends a decision record (``autarky.provenance.DecisionChain``) that
 names the transaction hash, and every ``anchor_every`` records or ``anchor_interval_ms`` the
 machine anchors its pending records on chain (``provenance/anchor_decisions``).
+
+**Defined apart from its key.** ``Machine.define("battery")`` returns a
+:class:`~autarky.agent.definition.MachineDefinition`: the same decorators, no key and no ledger
+yet; ``definition.build(key, ledger)`` makes the machine. That is what an agent file run by
+``autarky agent run FILE.py`` holds.
+
+**Stopping.** ``await machine.stop()`` cancels its handlers at once (a simulation's end);
+``await machine.stop(anchor=True, grace_s=5)`` lets the handlers that are running finish first
+and anchors every pending decision record (a process shutting down).
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autarky.crypto.domains import Domain, domain_tag
 from autarky.crypto.hashing import sha256
@@ -53,6 +63,9 @@ from .errors import ActionRefused, MachinePaused, NotStarted, explain, paused_re
 from .ledger import AccountView, LedgerEvent, LedgerPort
 from .skill import Skill, body_to_model, schema_of
 from .storage import MemoryStorage, Storage
+
+if TYPE_CHECKING:
+    from .definition import MachineDefinition
 
 logger = logging.getLogger("autarky.agent")
 
@@ -108,6 +121,7 @@ class Machine(Skill):
         anchor_every: int = 256,
         anchor_interval_ms: int = HOUR_MS,
         log_size: int = 200,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name or (did or key.did)[-8:])
         self.key = key
@@ -124,17 +138,27 @@ class Machine(Skill):
         self.anchor_every = anchor_every
         self.anchor_interval_ms = anchor_interval_ms
         self.log: deque[tuple[int, str]] = deque(maxlen=log_size)
+        self.log_commits = False
+        """Also log every committed transaction (``autarky agent run`` shows them as progress)."""
+        self.settings: Mapping[str, str] = MappingProxyType(dict(settings or {}))
+        """Text settings given by whoever runs the machine (``autarky agent run --set KEY=VALUE``)."""
         self.paused = False
         self.paused_reason: str | None = None
         self.started = False
         self.refusals = 0
         self.failures = 0
         self.errors: list[BaseException] = []
+        self.submitted = 0  # transactions signed and handed to the ledger
+        self.committed = 0  # of those, committed with code ok
+        self.refused_by_code: dict[str, int] = {}  # pre-check refusals (never signed), by code
+        self.failed_by_code: dict[str, int] = {}  # committed with a failure code, by code
         self._tag_prefix = domain_tag(Domain.TRANSACTION, self.chain_id)
         self._sequence = 0
         self._signing: asyncio.Lock | None = None
         self._inflight = 0
         self._tasks: dict[asyncio.Task[Any], None] = {}  # an ordered set
+        self._busy: dict[asyncio.Task[Any], int] = {}  # tasks running a handler (nesting depth)
+        self._stopping = False
         self._unsubscribe: list[Any] = []
         self._last_anchor_ms = 0
         self._anchoring = False
@@ -147,6 +171,21 @@ class Machine(Skill):
 
         return cls(load_keystore(path, password=password), ledger, **kwargs)
 
+    @staticmethod
+    def define(name: str, **options: Any) -> MachineDefinition:
+        """A machine's handlers and options without its key and ledger (what an agent file holds)::
+
+            machine = Machine.define("battery", anchor_every=16)
+
+            @machine.on_interval(period_ms=60_000)
+            async def pay(m: Machine) -> None: ...
+
+        ``options``: ``fee``, ``anchor_every``, ``anchor_interval_ms``, ``log_size``. See
+        :class:`~autarky.agent.definition.MachineDefinition`."""
+        from .definition import MachineDefinition
+
+        return MachineDefinition(name, **options)
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     def now_ms(self) -> int:
@@ -157,6 +196,7 @@ class Machine(Skill):
         """Read the machine's account, subscribe, run ``on_start`` handlers, start the intervals."""
         if self.started:
             return
+        self._stopping = False
         loop = asyncio.get_running_loop()
         if self.clock is None:
             self.clock = clock_for_running_loop()
@@ -188,9 +228,14 @@ class Machine(Skill):
         for interval in self.intervals:
             self._tasks[loop.create_task(self._interval_loop(interval))] = None
 
-    async def stop(self) -> None:
-        """Cancel the machine's tasks and subscriptions."""
-        self.started = False
+    async def stop(self, *, anchor: bool = False, grace_s: float = 0.0) -> None:
+        """Stop: no handler starts from now on; subscriptions end; the machine's tasks are cancelled.
+
+        ``grace_s``: handlers already running get that long to finish first (an action in flight
+        gets its receipt and its decision record) before they are cancelled. ``anchor``: then
+        anchor every pending decision record on chain (unless the machine is paused; a failure is
+        logged, and the records stay pending in the store for the next start)."""
+        self._stopping = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
@@ -198,13 +243,41 @@ class Machine(Skill):
             unregistered = self.bus.unregister(self)
             if inspect.isawaitable(unregistered):
                 await unregistered
+        if grace_s > 0:
+            current = asyncio.current_task()  # a handler may stop its own machine: never wait on it
+            running = [task for task in self._busy if task is not current and not task.done()]
+            if running:
+                await asyncio.wait(running, timeout=grace_s)
         tasks, self._tasks = list(self._tasks), {}
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if anchor and self.started:
+            await self._anchor_all()
+        self.started = False
         self.storage.flush()
+
+    async def _anchor_all(self) -> None:
+        """Anchor every pending decision record, a batch at a time (at stop)."""
+        chain = self.decisions
+        if chain is None or chain.pending_count == 0 or self._anchor_disabled:
+            return
+        if self.paused:
+            self.note(
+                f"paused: {chain.pending_count} decision records stay pending (anchored after a resume)"
+            )
+            return
+        try:
+            while chain.pending_count:
+                receipt = await self.anchor()
+                if receipt is None or not receipt.ok:
+                    break
+        except Exception as exc:  # a node gone away: the records stay in the store, pending
+            self.note(f"could not anchor its decision records: {exc!r}", logging.WARNING)
+        if chain.pending_count:
+            self.note(f"{chain.pending_count} decision records left pending", logging.WARNING)
 
     def note(self, text: str, level: int = logging.INFO) -> None:
         """A line in the machine's log (``machine.log``) and in the ``autarky.agent`` logger."""
@@ -239,7 +312,20 @@ class Machine(Skill):
 
     # -- running handlers -------------------------------------------------------------------------
 
+    def _enter_busy(self) -> asyncio.Task[Any]:
+        """Mark the current task as running a handler (``stop`` gives it its grace period)."""
+        task = asyncio.current_task()
+        assert task is not None, "handlers run in tasks"
+        self._busy[task] = self._busy.get(task, 0) + 1
+        return task
+
+    def _leave_busy(self, task: asyncio.Task[Any]) -> None:
+        depth = self._busy.pop(task)
+        if depth > 1:  # a handler that delivered a message to a handler of this machine, in process
+            self._busy[task] = depth - 1
+
     async def _call(self, function: Any, is_async: bool, *args: Any) -> None:
+        task = self._enter_busy()
         try:
             if is_async:
                 await function(self, *args)
@@ -253,6 +339,8 @@ class Machine(Skill):
             self.failures += 1
             self.errors.append(exc)
             self.note(f"handler {getattr(function, '__name__', function)} failed: {exc!r}", logging.WARNING)
+        finally:
+            self._leave_busy(task)
 
     async def _interval_loop(self, interval: Any) -> None:
         period, offset = interval.period_ms, interval.offset_ms
@@ -262,11 +350,15 @@ class Machine(Skill):
             delay = due - self.now_ms()
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
+            if self._stopping:
+                return
             if self.paused:
                 # In case the resume event was missed (a dropped event stream): ask the ledger.
                 await self._refresh_status()
             if not self.paused:
                 await self._call(interval.function, interval.is_async)
+            if self._stopping:
+                return  # the handler finished within the stop's grace period
             now = self.now_ms()
             due += period
             if due <= now:  # a handler that overran skips the intervals it missed
@@ -276,7 +368,7 @@ class Machine(Skill):
         loop = asyncio.get_running_loop()
 
         def callback(event: LedgerEvent) -> None:
-            if self.started and not self.paused:
+            if self.started and not self.paused and not self._stopping:
                 self._spawn(loop, self._call(handler.function, handler.is_async, event))
 
         return callback
@@ -292,7 +384,7 @@ class Machine(Skill):
     async def deliver(self, sender: str, schema: str, body: Any) -> None:
         """A verified message arrived (called by the bus): run its handler unless paused."""
         handler = self.messages.get(schema)
-        if handler is None or not self.started or self.paused:
+        if handler is None or not self.started or self.paused or self._stopping:
             return
         try:
             message = body_to_model(handler.model, body)
@@ -330,12 +422,19 @@ class Machine(Skill):
         async with self._signing:
             tx = await self._checked_and_signed(messages, decision, memo, cosigners, fee)
         self._inflight += 1
+        self.submitted += 1
         try:
             receipt = await self.ledger.submit(tx)
         finally:
             self._inflight -= 1
-        if not receipt.ok:
+        if receipt.ok:
+            self.committed += 1
+            if self.log_commits:
+                kinds = ", ".join(str(message.get("type")) for message in messages)
+                self.note(f"transaction {tx.hash.hex()[:16]} committed ({kinds})")
+        else:
             self.failures += 1
+            self.failed_by_code[receipt.code] = self.failed_by_code.get(receipt.code, 0) + 1
             self.note(
                 f"transaction {tx.hash.hex()[:16]} failed on the ledger: {receipt.code} {receipt.detail}"
             )
@@ -407,6 +506,7 @@ class Machine(Skill):
     ) -> ActionRefused:
         explanation = explain(code, detail, messages)
         self.refusals += 1
+        self.refused_by_code[code] = self.refused_by_code.get(code, 0) + 1
         self.note(f"refused by the pre-check: {code}: {explanation}", logging.INFO)
         if decision is not None and self.decisions is not None and code != "core.account_paused":
             self.record(decision, tx=None)
@@ -445,7 +545,7 @@ class Machine(Skill):
             tx=tx,
         )
         if self._anchor_due():
-            self._spawn(asyncio.get_running_loop(), self.anchor())
+            self._spawn(asyncio.get_running_loop(), self._anchor_in_background())
 
     def _anchor_due(self) -> bool:
         if self._anchoring or self._anchor_disabled or self.decisions is None:
@@ -454,6 +554,15 @@ class Machine(Skill):
         if pending == 0:
             return False
         return pending >= self.anchor_every or self.now_ms() - self._last_anchor_ms >= self.anchor_interval_ms
+
+    async def _anchor_in_background(self) -> None:
+        task = self._enter_busy()  # an anchoring in flight finishes within the stop's grace period
+        try:
+            await self.anchor()
+        except Exception as exc:  # a node that does not answer: anchored with the next batch
+            self.note(f"anchoring its decision records failed: {exc!r}", logging.WARNING)
+        finally:
+            self._leave_busy(task)
 
     async def anchor(self) -> Receipt | None:
         """Anchor the pending decision records on chain now (one batch); None if nothing is pending."""

@@ -159,7 +159,7 @@ def list_command(
 
 
 def output_json(value: Any) -> Any:
-    from autarky.provenance.explain import to_jsonable
+    from autarky.provenance import to_jsonable
 
     return to_jsonable(value)
 
@@ -170,6 +170,9 @@ def verify_command(
     store: StoreOpt = DEFAULT_STORE,
     node: NodeOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Check the chain of records only.")] = False,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, max=1000, hidden=True, help="Batches read per request.")
+    ] = 1000,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a machine's record chain and its anchored batches.
@@ -194,7 +197,7 @@ def verify_command(
                 problems.append(f"record {record.seq}: its bytes do not hash to its stored hash")
         batches: list[dict[str, Any]] = []
         if not offline:
-            batches = _batches(node, machine)
+            batches = _batches(node, machine, page_size)
             for batch in batches:
                 first, count = batch["first_seq"], batch["count"]
                 run = records[first : first + count]
@@ -228,19 +231,10 @@ def verify_command(
         raise typer.Exit(1)
 
 
-def _batches(node: str | None, machine: str) -> list[dict[str, Any]]:
-    ctx = current()
-    url = node.rstrip("/") if node else ctx.node_address()
-    key = ctx.node_api_key()
-    try:
-        response = httpx.get(
-            f"{url}/api/v1/provenance/decisions/{machine}",
-            params={"limit": 1000},
-            headers={} if key is None else {"X-API-Key": key},
-            timeout=10,
-        )
-        response.raise_for_status()
-    except httpx.HTTPError as error:
-        raise NodeUnreachable(f"the node at {url} did not answer: {error}") from error
-    batches: list[dict[str, Any]] = response.json()["batches"]
-    return batches
+def _batches(node: str | None, machine: str, page_size: int) -> list[dict[str, Any]]:
+    """Every anchored batch of ``machine`` on the node, oldest first, a page at a time."""
+    with _view(node) as view:
+        try:
+            return list(view.decision_batches(machine, page_size))
+        except httpx.HTTPError as error:
+            raise NodeUnreachable(f"the node at {view.base_url} did not answer: {error}") from error

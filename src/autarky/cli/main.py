@@ -27,6 +27,8 @@ Try it with one command:  autarky up   (embedded node, demo fleet, dashboard)
 Or set up your own chain:  autarky init  then  autarky node start
 
 A local cluster on the nats engine:  autarky cluster up
+
+A machine of your own, from a Python file:  autarky agent run FILE.py --from NAME
 """
 
 
@@ -146,6 +148,7 @@ _LAZY: dict[str, tuple[str, str, bool]] = {
     "decisions": ("autarky.cli.decisions", "app", True),
     "model": ("autarky.cli.model", "app", True),
     "sim": ("autarky.cli.sim", "app", True),
+    "agent": ("autarky.cli.agent", "app", True),
 }
 
 

@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from autarky.provenance.explain import to_jsonable
+from autarky.provenance import to_jsonable
 
 KEEP = 8
 

@@ -103,7 +103,7 @@ async def register_models(
     registered = 0
     for model in models.values():
         try:
-            await client._json("GET", f"/api/v1/provenance/models/{model.model_hash.hex()}")
+            await client.provenance_model(model.model_hash)
             continue
         except NotFound:
             pass

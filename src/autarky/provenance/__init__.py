@@ -23,6 +23,7 @@ from autarky.provenance.explain import (
     Explanation,
     LedgerView,
     explain,
+    to_jsonable,
     training_data_bytes,
 )
 from autarky.provenance.records import (
@@ -61,6 +62,7 @@ __all__ = [
     "inputs_digest",
     "merkle_proof",
     "record_hash",
+    "to_jsonable",
     "training_data_bytes",
     "verify_chain",
     "verify_record",

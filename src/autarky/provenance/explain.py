@@ -108,6 +108,8 @@ class Explanation:
 
 
 def to_jsonable(value: Any) -> Any:
+    """``value`` with bytes as hex, mappings as dicts with text keys and tuples as lists: what
+    ``json.dumps`` takes (records, batches and model entries as the CLI and the dashboard show them)."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, Mapping):

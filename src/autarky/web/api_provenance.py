@@ -4,6 +4,7 @@
     GET /api/v1/provenance/models?model_id=               registered models (all, or one model's versions)
     GET /api/v1/provenance/models/{hash}                  one model by its file hash
     GET /api/v1/provenance/decisions/{did}                a machine's anchored decisions: head and batches
+                                                          (the newest, or a page from ?from_seq=)
     GET /api/v1/provenance/decisions/{did}/batch?seq=N    the anchored batch holding record N
     GET /api/v1/provenance/items/{id}                     a tracked item with its history
 
@@ -71,19 +72,29 @@ async def model(
 async def decisions(
     node: NodeDep,
     did: Annotated[str, Path(description="the machine's did:key")],
-    limit: Annotated[int, Query(ge=1, le=MAX_BATCHES, description="the newest batches")] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_BATCHES, description="at most this many batches")] = 100,
+    from_seq: Annotated[
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="page in order from the batch starting at this record seq"),
+    ] = None,
 ) -> dict[str, Any]:
+    """Without ``from_seq``: the newest ``limit`` batches. With it: the batches from the one that
+    starts at record ``from_seq`` on, oldest first, and ``next_seq``, the ``from_seq`` of the next
+    page (null on the last one). Batches are never removed, so the pages of one walk never overlap."""
     machine = account_name(did)
     module = _module(node)
     state = node.state
     head = module.decision_head(state, machine)
-    batches = module.decision_batches(state, machine)
-    return {
-        "machine": machine,
-        "head": None if head is None else _json(head),
-        "batches": [_json(batch) for batch in batches[-limit:]],
-        "total": len(batches),
-    }
+    answer: dict[str, Any] = {"machine": machine, "head": None if head is None else _json(head)}
+    if from_seq is None:
+        batches = module.decision_batches(state, machine)
+        answer["batches"] = [_json(batch) for batch in batches[-limit:]]
+        answer["total"] = len(batches)
+        return answer
+    page = module.decision_batches(state, machine, from_seq, limit + 1)
+    answer["batches"] = [_json(batch) for batch in page[:limit]]
+    answer["next_seq"] = page[limit]["first_seq"] if len(page) > limit else None
+    return answer
 
 
 @router.get("/decisions/{did}/batch", summary="The anchored batch holding one decision record")

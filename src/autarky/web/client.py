@@ -142,19 +142,28 @@ class Account:
     frozen: bool
     escrow: dict[str, Any] = field(default_factory=dict)
     """Open escrow locks: ``paid`` and ``beneficiary`` lists (see ``GET /api/v1/escrow/locks``)."""
+    status: str = "unregistered"
+    """``unregistered`` | ``active`` | ``paused`` (its owner's kill-switch, see ``pause``) | ``revoked``."""
+    pause: dict[str, Any] | None = None
+    """While paused: ``{"reason", "by", "height"}``."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Account:
+        identity = data.get("identity")
+        # A node older than the kill-switch answers no "status": the identity record's says it.
+        status = data.get("status") or ("unregistered" if identity is None else str(identity.get("status")))
         return cls(
             data["did"],
             data["sequence"],
             data["committed_sequence"],
-            data.get("identity"),
+            identity,
             dict(data["balances"]),
             data.get("guardrails"),
             dict(data.get("window_spent", {})),
             bool(data["frozen"]),
             dict(data.get("escrow", {})),
+            str(status),
+            data.get("pause"),
         )
 
 
@@ -771,6 +780,14 @@ class AutarkyClient:
         """One order (32 bytes or 64 hex) with its book's clearing record."""
         id_hex = order.hex() if isinstance(order, bytes) else order
         document: dict[str, Any] = await self._json("GET", f"/api/v1/market/orders/{id_hex}")
+        return document
+
+    async def provenance_model(self, file_hash: bytes | str) -> dict[str, Any]:
+        """A registered model by the sha256 of its file (32 bytes or 64 hex): model id, version,
+        kind, card hash, training anchors, registration and retirement heights. Raises
+        :class:`NotFound` when the registry has no such model."""
+        hash_hex = file_hash.hex() if isinstance(file_hash, bytes) else file_hash
+        document: dict[str, Any] = await self._json("GET", f"/api/v1/provenance/models/{hash_hex}")
         return document
 
     async def metering_params(self) -> dict[str, Any]:

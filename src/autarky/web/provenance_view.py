@@ -6,7 +6,7 @@ the answers compare equal to ``ChainLedgerView``'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -29,7 +29,8 @@ class HttpLedgerView:
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> None:
         headers = {} if api_key is None else {"X-API-Key": api_key}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
     def close(self) -> None:
         self._http.close()
@@ -59,6 +60,17 @@ class HttpLedgerView:
     def decision_batch(self, machine: str, seq: int) -> Mapping[str, Any] | None:
         found = self._get(f"/api/v1/provenance/decisions/{machine}/batch", seq=seq)
         return None if found is None else _from_json(found)
+
+    def decision_batches(self, machine: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every anchored batch of ``machine``, oldest first, read ``page_size`` at a time (as the
+        node answers them: hashes as hex)."""
+        from_seq: int | None = 0
+        while from_seq is not None:
+            page = self._get(f"/api/v1/provenance/decisions/{machine}", from_seq=from_seq, limit=page_size)
+            if page is None:
+                return
+            yield from page["batches"]
+            from_seq = page["next_seq"]
 
     def model(self, file_hash: bytes) -> Mapping[str, Any] | None:
         found = self._get(f"/api/v1/provenance/models/{file_hash.hex()}")

@@ -151,6 +151,10 @@ class AccountResponse(_Open):
     frozen: bool
     escrow: dict[str, list[dict[str, Any]]] = {}
     """Open escrow locks: ``paid`` (the account pays them) and ``beneficiary`` (they name it)."""
+    status: str = "unregistered"
+    """``unregistered`` | ``active`` | ``paused`` (its owner's kill-switch: see ``pause``) | ``revoked``."""
+    pause: dict[str, Any] | None = None
+    """While paused: ``{"reason", "by", "height"}``."""
 
 
 class MachineJson(_Open):

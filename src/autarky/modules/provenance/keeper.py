@@ -138,8 +138,20 @@ def read_batch(state: StateReader, machine: str, first_seq: int) -> dict[str, An
     return _get(state, dbatch_key(machine, first_seq))
 
 
-def batches(state: StateReader, machine: str) -> list[dict[str, Any]]:
-    return [batch for _, batch in iter_values(state, f"{DBATCH_PREFIX}{machine}/")]
+def batches(
+    state: StateReader, machine: str, from_seq: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The machine's anchored batches with ``first_seq >= from_seq``, in order, at most ``limit``."""
+    prefix = f"{DBATCH_PREFIX}{machine}/"
+    start = f"{from_seq:0{SEQ_DIGITS}d}"  # zero-padded: text order is seq order
+    found: list[dict[str, Any]] = []
+    for key, raw in state.iter_prefix(prefix):
+        if key[len(prefix) :] < start:
+            continue  # only the key is compared: batches before the page are not decoded
+        if limit is not None and len(found) >= limit:
+            break
+        found.append(decode_trusted(raw))
+    return found
 
 
 def batch_containing(state: StateReader, machine: str, seq: int) -> dict[str, Any] | None:

@@ -59,8 +59,11 @@ class ProvenanceModule(Module):
         """``{count, head, height}`` of the machine's anchored decisions, or None."""
         return keeper.read_dhead(state, machine)
 
-    def decision_batches(self, state: StateReader, machine: str) -> list[dict[str, Any]]:
-        return keeper.batches(state, machine)
+    def decision_batches(
+        self, state: StateReader, machine: str, from_seq: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The machine's anchored batches from the one starting at ``from_seq`` on, at most ``limit``."""
+        return keeper.batches(state, machine, from_seq, limit)
 
     def decision_batch(self, state: StateReader, machine: str, seq: int) -> dict[str, Any] | None:
         """The anchored batch that holds the machine's record ``seq``, or None."""
