@@ -493,6 +493,9 @@ def test_help_of_every_command(path: list[str]) -> None:
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+    # rich turns ":name:" into an emoji: "did:key:z6Mk" in a help text came out as "did🔑z6Mk".
+    emoji = [char for char in result.output if ord(char) >= 0x1F000]
+    assert not emoji, f"autarky {' '.join(path)} --help shows {emoji}: write the text without ':name:'"
     if path and not _subcommands(_leaf(path)):
         assert "Example:" in result.output, f"autarky {' '.join(path)} --help has no example"
 

@@ -120,7 +120,7 @@ def list_command(
 ) -> None:
     """A machine's newest decision records from the store.
 
-    Example:  autarky decisions list --machine did:key:z6Mk… --limit 10
+    Example:  autarky decisions list --machine "$BATTERY_DID" --limit 10
     """
     output.set_json_mode(json_out)
     with _open_store(store) as decision_store:
@@ -180,7 +180,7 @@ def verify_command(
     The whole chain of records (seq, prev links, stored hashes) and, unless --offline, every
     anchored batch on chain against the stored records (Merkle root and head).
 
-    Example:  autarky decisions verify --machine did:key:z6Mk…
+    Example:  autarky decisions verify --machine "$BATTERY_DID"
     """
     from autarky.provenance import ChainError, batch_anchor, verify_chain
 

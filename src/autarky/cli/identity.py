@@ -336,7 +336,7 @@ def resolve(
     """Show the W3C DID document of a DID, resolved from ledger state by the node: its keys, its
     services and the attestations about it (checked now). --json prints the whole document.
 
-    Example:  autarky identity resolve did:key:z6Mk… --json
+    Example:  autarky identity resolve "$BATTERY_DID" --json   (any did, e.g. a did:key)
     """
     output.set_json_mode(json_out)
     did = current().keyring.resolve(who)
