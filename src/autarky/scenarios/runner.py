@@ -36,6 +36,7 @@ from autarky.modules.bank import keeper as bank
 from autarky.modules.harness import Chain
 from autarky.node.admission import PrefetchVerifier, exit_with_parent
 from autarky.node.commit_worker import RootWorker
+from autarky.node.pipe_executor import PipeExecutor
 from autarky.provenance import ChainLedgerView, DecisionStore, explain
 from autarky.scenarios import get
 from autarky.scenarios.base import HOUR_MS, Scenario, ScenarioContext, ScenarioMachine, SimConfig
@@ -91,7 +92,8 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
             done = (chain.tip_time_ms - config.start_ms) / HOUR_MS
             progress(max(0.0, done), total_h)
 
-    pool = _one_worker()
+    # Signatures: small batches, sent often, over a pipe with no threads in this process.
+    pool = PipeExecutor()
     # A second worker for the scenario's own pure work (the battery LPs); signatures keep theirs.
     workers = _one_worker()
     # State roots are hashed one block behind in a second worker (node/commit_worker.py): the
