@@ -5,19 +5,19 @@ an in-memory chain can hand each block's write set to a worker that holds the Me
 on executing the next block on this core while the root is hashed on the other
 (``autarky.modules.harness.Chain.defer_roots``). Hashing the tree is about a fifth of a
 simulated block's time. The worker's tree starts as the chain's; each ``submit`` applies one
-write set, in block order (one worker process, so the pool runs them in the order given), and
-answers the new root. The headers are the same as computing roots in line:
-``tests/unit/test_commit_worker.py``.
+write set, in block order (one worker process fed over a pipe, :class:`PipeExecutor`, so no
+threads here take the GIL on every block), and answers the new root. The headers are the same
+as computing roots in line: ``tests/unit/test_commit_worker.py``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 
 from autarky.ledger.smt import SparseMerkleTree
 from autarky.node.admission import exit_with_parent
+from autarky.node.pipe_executor import PipeExecutor
 
 _tree: SparseMerkleTree | None = None
 """The worker process's tree (set by :func:`_start`)."""
@@ -40,8 +40,7 @@ class RootWorker:
     """A :class:`~autarky.modules.harness.RootCommitter` backed by one worker process."""
 
     def __init__(self, items: Iterable[tuple[str, bytes]]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start, initargs=(list(items),))
+        self._pool = PipeExecutor(_start, (list(items),))
 
     def submit(self, changes: Sequence[tuple[str, bytes | None]]) -> Future[bytes]:
         return self._pool.submit(_update, list(changes))
