@@ -13,12 +13,14 @@ writes only keys under its own name; other modules go through its keeper.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 from sortedcontainers import SortedList
 
 from autarky.encoding import canonical_encode, decode_trusted
+
+T = TypeVar("T")
 
 
 class StateReader(Protocol):
@@ -201,3 +203,32 @@ class Overlay:
 def get_obj(state: StateReader, key: str) -> Any:
     raw = state.get(key)
     return None if raw is None else decode_trusted(raw)
+
+
+_RECORDS: dict[tuple[Callable[[Any], Any], bytes], Any] = {}
+"""(build, stored bytes) -> the immutable record ``build`` made of them (:func:`get_record`)."""
+_RECORDS_LIMIT = 1024
+
+
+def get_record(state: StateReader, key: str, build: Callable[[Any], T]) -> T | None:
+    """``build(decoded value)`` of ``key``, or None: for small records read on every transaction
+    (a module's parameters, a market zone) that ``build`` turns into an immutable object.
+
+    The object is remembered by the stored bytes, so the same bytes are decoded and built once;
+    a record changed by governance has other bytes and is built anew. ``build`` must be a pure
+    function of the value, returning an object nobody mutates (a frozen dataclass). The first
+    :data:`_RECORDS_LIMIT` distinct (build, bytes) pairs are kept; later ones are built each time.
+    """
+    raw = state.get(key)
+    if raw is None:
+        return None
+    cached = _RECORDS.get((build, raw), _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[no-any-return]
+    record = build(decode_trusted(raw))
+    if len(_RECORDS) < _RECORDS_LIMIT:
+        _RECORDS[(build, raw)] = record
+    return record
+
+
+_MISSING = object()

@@ -20,6 +20,7 @@ import functools
 import re
 from typing import Any
 
+from autarky.encoding import encode_ordered
 from autarky.ledger.state import Overlay, StateReader, get_obj
 
 PREFIX = "bank/"
@@ -252,4 +253,6 @@ def record_spent(
         entries.append([at, entry_asset, entry_amount])
     if not merged:
         entries.append([height, asset, amount])
-    state.set_obj(SPENT_PREFIX + did, entries)
+    # Lists of integers and asset names only (read from this record or given here): their plain
+    # encoding is the canonical one, without set_obj's walk for maps and tuples.
+    state.set(SPENT_PREFIX + did, encode_ordered(entries))

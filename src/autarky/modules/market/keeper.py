@@ -28,7 +28,7 @@ from typing import Any
 
 from autarky.crypto.hashing import sha256
 from autarky.encoding import canonical_encode, canonical_key_order
-from autarky.ledger.state import Overlay, StateReader, get_obj
+from autarky.ledger.state import Overlay, StateReader, get_obj, get_record
 
 PARAMS_KEY = "market/params"
 ZONE_PREFIX = "market/zone/"
@@ -218,16 +218,23 @@ def _interval_and_name(rest: str) -> tuple[int, str]:
 # Reads
 
 
+def _params(value: Any) -> Params:
+    return Params(**value)
+
+
+def _zone(value: Any) -> Zone:
+    return Zone(**value)
+
+
 def params(state: StateReader) -> Params:
-    value = get_obj(state, PARAMS_KEY)
-    return DEFAULT_PARAMS if value is None else Params(**value)
+    found = get_record(state, PARAMS_KEY, _params)
+    return DEFAULT_PARAMS if found is None else found
 
 
 def zone(state: StateReader, name: str) -> Zone | None:
-    if get_obj(state, PARAMS_KEY) is None:
+    if state.get(PARAMS_KEY) is None:
         return DEFAULT_ZONE if name == DEFAULT_ZONE.name else None
-    value = get_obj(state, zone_key(name)) if is_zone_name(name) else None
-    return None if value is None else Zone(**value)
+    return get_record(state, zone_key(name), _zone) if is_zone_name(name) else None
 
 
 def zones(state: StateReader) -> list[Zone]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from autarky.encoding import decode_trusted
-from autarky.ledger.state import Overlay, StateReader, get_obj
+from autarky.ledger.state import Overlay, StateReader, get_obj, get_record
 
 PARAMS_KEY = "metering/params"
 METER_PREFIX = "metering/meter/"
@@ -196,8 +196,8 @@ class DepositRecord:
 
 
 def read_params(state: StateReader) -> Params:
-    value = get_obj(state, PARAMS_KEY)
-    return Params() if value is None else Params.from_cbor(value)
+    found = get_record(state, PARAMS_KEY, Params.from_cbor)
+    return Params() if found is None else found
 
 
 def write_params(state: Overlay, params: Params) -> None:
