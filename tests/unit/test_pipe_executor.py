@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -31,6 +32,11 @@ def _fail(message: str) -> None:
 
 def _pid() -> int:
     return os.getpid()
+
+
+def _slow(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
 
 
 def test_calls_run_in_one_worker_in_order_after_its_initializer() -> None:
@@ -61,6 +67,17 @@ def test_done_reads_answers_without_waiting_and_a_sent_call_cannot_be_cancelled(
         while not future.done():  # done() takes in the answer once it is there
             pass
         assert future.result() == 2
+
+
+def test_calls_wait_here_while_the_worker_is_busy_and_a_waiting_one_can_be_cancelled() -> None:
+    with PipeExecutor() as executor:
+        slow = executor.submit(_slow, 0.3)
+        waiting = executor.submit(_add, 1)
+        later = executor.submit(_add, 2)
+        assert len(executor._waiting) == 2  # not written to a busy worker
+        assert waiting.cancel()
+        assert later.result() == 2 and slow.result() == "slept"
+        assert waiting.cancelled()
 
 
 def test_the_worker_verifies_signature_batches() -> None:
