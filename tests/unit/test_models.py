@@ -1,6 +1,6 @@
 """autarky.models: forecasters beat persistence, the LP beats the rule, the detector finds injected
-faults, the irrigation controller buys data when it must, model files are deterministic and refuse
-tampering."""
+faults, the irrigation controller buys data when it must and irrigates what is needed (never more than
+the soil holds), model files are deterministic and refuse tampering."""
 
 from __future__ import annotations
 
@@ -265,44 +265,106 @@ def test_anomaly_decide_fires_on_a_fault_and_not_on_a_healthy_machine() -> None:
 # --- irrigation ----------------------------------------------------------------------------------
 
 
-def test_irrigation_buys_weather_when_sensors_are_not_enough() -> None:
-    model, _ = irrigation.train_irrigation(1)
-    controller = IrrigationController(model)
-    soil = {"field_capacity_milli": 340, "wilting_point_milli": 120, "root_depth_mm": 400}
-    now = 1_719_000_000_000
-    stuck = controller.decide({"time_ms": now, "moisture_milli": [250, 250, 250, 250], **soil})
+SOIL = {"field_capacity_milli": 340, "wilting_point_milli": 120, "root_depth_mm": 400}
+"""Refill point 230 (half the available water), target 252, field capacity 340."""
+MORNING_MS = 1_718_953_200_000
+"""08:00 local: the climatology's next six hours take ~2.5 mm."""
+NIGHT_MS = 1_719_000_000_000
+"""21:00 local: the next six hours take nothing."""
+
+
+@pytest.fixture(scope="module")
+def irrigation_controller() -> IrrigationController:
+    return IrrigationController(irrigation.train_irrigation(1)[0])
+
+
+def test_irrigation_buys_weather_only_when_the_soil_is_due(
+    irrigation_controller: IrrigationController,
+) -> None:
+    decide = irrigation_controller.decide
+    drying = [240, 238, 236, 235]
+    marginal = decide({"time_ms": MORNING_MS, "moisture_milli": drying, **SOIL})
+    assert marginal == {
+        "irrigate_mm_milli": 0,
+        "buy_weather": True,
+        "sensor_ok": True,
+        "reason": "rain uncertain",
+    }
+    at_night = decide({"time_ms": NIGHT_MS, "moisture_milli": drying, **SOIL})
+    assert at_night["buy_weather"] is False and at_night["reason"] == "enough water"  # due later: asks then
+    wet = decide({"time_ms": MORNING_MS, "moisture_milli": [330, 331, 329, 330], **SOIL})
+    assert wet == {"irrigate_mm_milli": 0, "buy_weather": False, "sensor_ok": True, "reason": "enough water"}
+
+
+def test_irrigation_stuck_sensor_buys_weather(irrigation_controller: IrrigationController) -> None:
+    decide = irrigation_controller.decide
+    stuck = decide({"time_ms": MORNING_MS, "moisture_milli": [235] * 4, **SOIL})
     assert stuck == {
         "irrigate_mm_milli": 0,
         "buy_weather": True,
         "sensor_ok": False,
         "reason": "sensor stuck",
     }
-    wet = controller.decide({"time_ms": now, "moisture_milli": [330, 331, 329, 330], **soil})
-    assert wet["buy_weather"] is False and wet["irrigate_mm_milli"] == 0
-    marginal = controller.decide({"time_ms": now, "moisture_milli": [240, 238, 236, 235], **soil})
-    assert marginal["buy_weather"] is True and marginal["reason"] == "rain uncertain"
-    dry = [0] * 24
-    bought = controller.decide(
-        {
-            "time_ms": now,
-            "moisture_milli": [240, 238, 236, 235],
-            "rain_mm_milli": dry,
-            "et_mm_milli": [400] * 24,
-            **soil,
+    broken = decide({"time_ms": MORNING_MS, "moisture_milli": [236, 235, 0], **SOIL})
+    assert broken["buy_weather"] is True and broken["reason"] == "sensor out of range"
+    # A stuck sensor's soil is reckoned from its last true reading: stuck wet is not due yet ...
+    stuck_wet = decide({"time_ms": MORNING_MS, "moisture_milli": [330] * 6, **SOIL})
+    assert stuck_wet["sensor_ok"] is False and stuck_wet["buy_weather"] is False
+    # ... and the water its valve applied since counts: it does not irrigate the same deficit twice.
+    blind = {"time_ms": MORNING_MS, "moisture_milli": [232] * 6, **SOIL}
+    assert decide({**blind, "irrigated_mm_milli": [0] * 6})["buy_weather"] is True
+    watered = decide({**blind, "irrigated_mm_milli": [0, 0, 5000, 5000, 0, 0]})
+    assert watered["buy_weather"] is False and watered["reason"] == "enough water"
+    with pytest.raises(InputError):
+        decide({**blind, "irrigated_mm_milli": [0]})
+
+
+def test_irrigation_irrigates_the_need_and_rain_skips_it(irrigation_controller: IrrigationController) -> None:
+    decide = irrigation_controller.decide
+    due = {"time_ms": MORNING_MS, "moisture_milli": [240, 238, 236, 235], "et_mm_milli": [400] * 24, **SOIL}
+    dry = decide({**due, "rain_mm_milli": [0] * 24})
+    # 9.6 mm of ET ahead take the soil from 235 to 211: it irrigates up to the target (252), 16.4 mm,
+    # where version 1 filled to field capacity plus the ET (51.6 mm, over what the soil holds: 42 mm).
+    assert dry == {
+        "irrigate_mm_milli": 16_400,
+        "buy_weather": False,
+        "sensor_ok": True,
+        "reason": "deficit after forecast rain",
+    }
+    soon = [0, 0, 2000] + [0] * 21  # 2 mm before the soil reaches its refill point
+    for rain in ([3000] * 24, soon):
+        skipped = decide({**due, "rain_mm_milli": rain})
+        assert skipped["irrigate_mm_milli"] == 0 and skipped["reason"] == "rain will cover it"
+    late = [0] * 12 + [3000] * 12  # after the soil is due: it irrigates until the rain, not past it
+    assert 0 < decide({**due, "rain_mm_milli": late})["irrigate_mm_milli"] < dry["irrigate_mm_milli"]
+    canonical_encode(dry)
+
+
+def test_irrigation_never_applies_more_than_the_soil_holds(
+    irrigation_controller: IrrigationController,
+) -> None:
+    rng = np.random.default_rng(7)
+    irrigated = 0
+    for _ in range(400):
+        capacity = int(rng.integers(300, 380))
+        wilting = int(rng.integers(100, 150))
+        depth = int(rng.integers(300, 600))
+        moisture = int(rng.integers(wilting, capacity + 1))
+        readings = [moisture + int(d) for d in rng.integers(-10, 11, size=5)] + [moisture]
+        inputs = {
+            "time_ms": MORNING_MS + int(rng.integers(0, 24)) * 3_600_000,
+            "moisture_milli": readings,
+            "field_capacity_milli": capacity,
+            "wilting_point_milli": wilting,
+            "root_depth_mm": depth,
+            "rain_mm_milli": [int(r) for r in rng.choice([0, 0, 0, 500, 3000], size=30)],
+            "et_mm_milli": [int(e) for e in rng.integers(0, 900, size=30)],
         }
-    )
-    assert bought["buy_weather"] is False and bought["irrigate_mm_milli"] > 0
-    rainy = controller.decide(
-        {
-            "time_ms": now,
-            "moisture_milli": [240, 238, 236, 235],
-            "rain_mm_milli": [3000] * 24,
-            "et_mm_milli": [400] * 24,
-            **soil,
-        }
-    )
-    assert rainy["irrigate_mm_milli"] == 0
-    canonical_encode(bought)
+        out = irrigation_controller.decide(inputs)
+        room_milli = (capacity - moisture) * depth  # thousandths x mm = micrometres of water
+        assert 0 <= out["irrigate_mm_milli"] <= room_milli + 1
+        irrigated += out["irrigate_mm_milli"] > 0
+    assert irrigated > 50  # the cases were not all wet
 
 
 # --- model files and cards -----------------------------------------------------------------------
@@ -371,3 +433,21 @@ def test_training_root_is_the_merkle_root_of_record_hashes(tmp_path: Path) -> No
     assert again.model_hash == trained.model_hash and again.card_hash == trained.card_hash
     policy = load_policy(trained.model_path, BatterySpec(10_000, 5000, 5000, 9600, 9600, 1000, 9500))
     assert policy.name == "battery-lp/1" and policy.model_hash == trained.model_hash
+
+
+def test_scenario_model_cache_trains_again_over_an_older_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulation's cache holds models by kind; a file of an older version (trained by older policy
+    code) is not used: the run trains the current one, with its own hash."""
+    from autarky.scenarios.models import trained_models
+
+    with monkeypatch.context() as old_code:
+        old_code.setattr(irrigation, "VERSION", "1")
+        old_code.setitem(training.VERSIONS, "irrigation", "1")
+        stale = train("irrigation", 4, tmp_path)
+    assert stale.model.version == "1"
+    current = trained_models(["irrigation"], 4, tmp_path)["irrigation"]
+    assert current.model.version == irrigation.VERSION == "2"
+    assert current.model_hash != stale.model_hash
+    assert trained_models(["irrigation"], 4, tmp_path)["irrigation"].model_hash == current.model_hash

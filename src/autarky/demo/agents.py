@@ -498,11 +498,12 @@ class Farm(SiteAgent):
         self.bought = False
 
     def moisture(self) -> int:
-        """The soil sensor (thousandths): drying soil near the refill point; now and then stuck."""
+        """The soil sensor (thousandths): soil below the refill point (230) at first, so the controller
+        buys weather data, then just above it after an irrigation; now and then stuck."""
         step = len(self.readings)
         if self.readings and self.site.random.random() < 0.2:
             return self.readings[-1]  # the sensor repeats itself
-        return 236 + int(14 * np.sin(step / 9)) + self.site.random.randint(-2, 2)
+        return 226 + int(14 * np.sin(step / 9)) + self.site.random.randint(-2, 2)
 
     async def pay(self) -> None:
         self.readings = [*self.readings[-11:], self.moisture()]

@@ -4,7 +4,8 @@ At workspace creation :func:`ensure_models` trains the PV and load forecasters, 
 the irrigation controller (:func:`autarky.models.train`, fixed seed) into ``<workspace>/models``:
 content-addressed model files, cards and training records, the directory ``autarky decisions
 explain`` reads by default. ``models.json`` there names each model's files; a later run loads
-them (their hashes checked) instead of training again.
+them (their hashes checked) instead of training again, unless the model's code has a newer version
+(``autarky.models.training.VERSIONS``): then it trains that one, and the operator registers it.
 
 :func:`register_models` makes the operator anchor each model's training data
 (``provenance/anchor``: the records' Merkle root) and register the model
@@ -21,7 +22,7 @@ from typing import Any
 
 from autarky.crypto.keys import SigningKey
 from autarky.models import load_card, load_model, load_training_data, train
-from autarky.models.training import DATA_SUFFIX
+from autarky.models.training import DATA_SUFFIX, VERSIONS
 from autarky.web.client import AutarkyClient, ClientError, NotFound
 
 MODELS_DIR = "models"
@@ -63,8 +64,13 @@ def ensure_models(root: Path, log: Callable[[str], None] = lambda _: None) -> di
         index = json.loads(index_path.read_text(encoding="utf-8"))
     changed = False
     for name in DEMO_MODELS:
-        if name in index and (directory / index[name]["model"]).is_file():
-            continue
+        entry = index.get(name)
+        if (
+            entry is not None
+            and entry["version"] == VERSIONS[name]
+            and (directory / entry["model"]).is_file()
+        ):
+            continue  # trained before, by the same version of the model's code
         log(f"training the {name} model (seed {SEED})…")
         index[name] = _entry(train(name, SEED, directory))
         changed = True

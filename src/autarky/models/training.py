@@ -29,6 +29,15 @@ from autarky.models.modelfile import ModelCard, ModelFile, save_card, save_model
 
 DATA_SUFFIX = ".records.cbor"  # the name autarky.provenance.explain looks for
 NAMES = ("pv-forecaster", "load-forecaster", "anomaly-detector", "irrigation", "battery-lp")
+VERSIONS = {
+    "pv-forecaster": "1",
+    "load-forecaster": "1",
+    "anomaly-detector": "1",
+    "irrigation": irrigation.VERSION,
+    "battery-lp": "1",
+}
+"""The model file version ``train(name, ...)`` writes: a cached file of another version is stale (its
+policy code has changed since), so it is trained again."""
 Progress = Callable[[str], None] | None
 
 
@@ -226,11 +235,13 @@ _USES = {
             "field_capacity_milli": "int",
             "wilting_point_milli": "int",
             "root_depth_mm": "int",
+            "irrigated_mm_milli": "ints?",
             "rain_mm_milli": "ints?",
             "et_mm_milli": "ints?",
         },
         {"irrigate_mm_milli": "int", "buy_weather": "bool", "sensor_ok": "bool", "reason": "str"},
-        "Bucket model; evapotranspiration climatology from generated weather.",
+        "Bucket model with reference (not crop) evapotranspiration; climatology from generated weather; "
+        "a blind sensor's soil is reckoned without the rain since it froze.",
     ),
     "battery-lp": (
         "Schedule a home battery behind a meter with PV against day-ahead prices (LP).",
@@ -304,6 +315,7 @@ def _fit(name: str, seed: int, progress: Progress) -> tuple[ModelFile, list[Any]
 def train(name: str, seed: int, out_dir: str | Path, progress: Progress = None) -> Trained:
     """Train ``name`` on data generated from ``seed``; write model, data and card into ``out_dir``."""
     model, records, metrics, generator = _fit(name, seed, progress)
+    assert model.version == VERSIONS[name], f"{name}: version {model.version}, VERSIONS says {VERSIONS[name]}"
     model_path, model_hash = save_model(model, out_dir)
     data_path, root = save_training_data(records, out_dir)
     use, inputs, outputs, limitations = _USES[name]

@@ -19,7 +19,11 @@ robot or a registration per session, and it has no notion of a reserved slot.
 Every 15 minutes each robot works through its requests (a route with live routing data is the
 shortest one; without, it carries the detour), and when its battery falls below a third it
 reserves the earliest free slot of its operator's chargers (``lease/reserve``, decision
-``charge-when-low/1``), charges at 1 kW during the slot and ends the lease early when full. Every
+``charge-when-low/1``; from the next slot up to an hour ahead, its own charger first, then the
+others in turn). The robots of an operator act in the same block and see only committed
+reservations, so two may reach for the same slot: the second's pre-check refuses it
+(``lease.slot_taken``, nothing signed) and it tries the next free charger or slot, up to four tries
+in all. It charges at 1 kW during the slot and ends the lease early when full. Every
 hour it decides (``routing-value/1``) whether the requests ahead are worth an hour of the routing
 service's live stream, bought through the ``data`` module (escrow, grant, sealed key, checked and
 acknowledged).
@@ -28,7 +32,9 @@ acknowledged).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import Counter
+from collections.abc import Container, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +64,11 @@ ROUTING_PRICE = 25
 MINUTE_VALUE = 1
 """What a robot's minute is worth (aut): the routing policy's yardstick."""
 HANDLING_MS = 5 * 60_000
+SLOTS_AHEAD = 4
+"""A robot books a charger from the next slot (15 minutes ahead) up to this many slots ahead."""
+RESERVE_TRIES = 4
+"""Reservations a robot tries in one tick: another robot may have taken a slot that looked free in
+the same block (the pre-check refuses it: ``lease.slot_taken``), then it tries the next candidate."""
 START_MS = 1_781_478_000_000
 """2026-06-15 00:00 at the site (UTC+1)."""
 
@@ -79,6 +90,25 @@ def routing_value(inputs: Any) -> Any:
     minutes = detour_m * 1000 // (1600 * 60)  # at 1.6 m/s
     value = minutes * inputs["minute_value"]
     return {"buy": value > inputs["price"], "expected_value": value}
+
+
+def free_slots(
+    calendars: Sequence[tuple[bytes, Sequence[tuple[int, int, bytes]]]],
+    now_ms: int,
+    slots: int,
+    taken: Container[bytes] = (),
+) -> Iterator[tuple[int, bytes]]:
+    """Where a robot may charge: ``(start_ms, offer)`` for the next ``SLOTS_AHEAD`` slot starts, the
+    earliest first, and at each start the chargers in ``calendars`` order (``(offer, [(start_ms,
+    end_ms, lease)]``, the robot's own charger first) whose calendar is free for ``slots`` slots,
+    leaving out the offers in ``taken`` (the pre-check refused them in this block). Lazy: a robot
+    looks at ``taken`` as it goes."""
+    for ahead in range(1, SLOTS_AHEAD + 1):
+        start = now_ms + ahead * SLOT_MS
+        end = start + slots * SLOT_MS
+        for offer, booked in calendars:
+            if offer not in taken and all(e <= start or s >= end for s, e, _ in booked):
+                yield start, offer
 
 
 def _routing_content(router: int, hour_ms: int) -> bytes:
@@ -210,15 +240,13 @@ class Delivery(Scenario):
             for chunk in batched([lease.confirm_start(lease_id) for lease_id in pending]):
                 await m.submit(*chunk)
 
-    def _free_charger(self, k: int, start: int, slots: int) -> list[bytes]:
-        """Offers of operator ``k``'s chargers whose calendar is free over the slots (committed state)."""
-        end = start + slots * SLOT_MS
-        free = []
-        for provider, resource, offer_id in self.catalogue[k]:
-            taken = lease_keeper.slots(self.ctx.chain.state, provider, resource)
-            if all(e <= start or s >= end for s, e, _ in taken):
-                free.append(offer_id)
-        return free
+    def _calendars(self, i: int) -> list[tuple[bytes, list[tuple[int, int, bytes]]]]:
+        """Robot ``i``'s operator's chargers (offer, booked slots in committed state), its own first:
+        robot ``i`` parks at charger ``i`` mod 5 and goes round from there."""
+        chargers = self.catalogue[i // ROBOTS_PER_OPERATOR]
+        home = i % len(chargers) if chargers else 0
+        state = self.ctx.chain.state
+        return [(o, lease_keeper.slots(state, p, r)) for p, r, o in chargers[home:] + chargers[:home]]
 
     def _robot(self, m: Machine, i: int) -> None:
         tasks = self.tasks[i]
@@ -292,14 +320,18 @@ class Delivery(Scenario):
             )
             if not decision.output["charge"]:
                 return
-            start = now + SLOT_MS
             slots = int(decision.output["slots"])
-            for offer_id in self._free_charger(i // ROBOTS_PER_OPERATOR, start, slots):
+            taken: set[bytes] = set()  # chargers another robot reserved in this block
+            candidates = free_slots(self._calendars(i), now, slots, taken)
+            for start, offer_id in itertools.islice(candidates, RESERVE_TRIES):
                 try:
                     receipt = await m.submit(lease.reserve(offer_id, start, slots), decision=decision)
-                except ActionRefused:
+                except ActionRefused as refused:
+                    if refused.code != "lease.slot_taken":
+                        break
                     self.counts["slot_taken"] += 1
-                    continue  # another robot took it in this block: the next charger
+                    taken.add(offer_id)
+                    continue  # another robot took it in this block: the next free slot or charger
                 if receipt.ok:
                     reserved = [e for e in receipt.events if e.type == "lease.reserved"]
                     rental = dict(reserved[0].attributes)["lease"]
@@ -312,6 +344,7 @@ class Delivery(Scenario):
                         "done_to": start,
                     }
                     self.counts["charging_sessions"] += 1
+                    self.counts["charging_later"] += start > now + SLOT_MS
                 return
             self.counts["no_free_charger"] += 1
 
@@ -357,6 +390,7 @@ class Delivery(Scenario):
                 "early_ends": self.counts["early_ends"],
                 "slot_taken_retries": self.counts["slot_taken"],
                 "no_free_charger": self.counts["no_free_charger"],
+                "booked_a_later_slot": self.counts["charging_later"],
                 "paid_to_operators": self.lease_paid,
                 "refunded_to_robots": self.lease_refunded,
             },
@@ -382,6 +416,9 @@ class Delivery(Scenario):
                         ("of which detours (Wh)", e["detour"]),
                         ("energy charged (Wh)", e["charged"]),
                         ("charging sessions (early ends)", f"{c['sessions']} ({c['early_ends']})"),
+                        ("of which in a later slot than the next", c["booked_a_later_slot"]),
+                        ("slots refused as taken by the pre-check, then retried", c["slot_taken_retries"]),
+                        ("no free charger within the tries (asks again 15 min later)", c["no_free_charger"]),
                         ("paid to charging operators (aut)", c["paid_to_operators"]),
                         ("refunded for unused slots (aut)", c["refunded_to_robots"]),
                         ("routing hours bought / paid (aut)", f"{r['purchases']} / {r['paid_to_routing']}"),

@@ -6,23 +6,25 @@ owner per 100 fields.
 
 The world (``autarky.world``): hourly weather of each site (temperature, clouds, rain), reference
 evapotranspiration from clear-sky irradiance under the clouds, a bucket water balance per field
-(``soil_step``) and soil sensors that get stuck for a day (``soil_sensor``; the stuck readings are the
-ground truth of a faulty sensor).
+(``soil_flows``: moisture, crop ET, drainage) and soil sensors that get stuck for a day
+(``soil_sensor``; the stuck readings are the ground truth of a faulty sensor).
 
-Every hour each controller reads its sensor (its last six hourly readings) and decides with
-``IrrigationController`` (``irrigation-balance/1``, trained on generated weather). When its sensor
-is not enough (stuck, or the soil will reach its refill point unless it rains) and it holds no fresh
-forecast, it **buys** the next hour of its station's weather stream through the ``data`` module
-(``data/buy``: escrow, a read grant; the station seals the stream key to it; it checks and
-acknowledges the delivery, which pays the station) and **decides again** with the 30-hour forecast
-(rain and evapotranspiration); a forecast serves for six hours. Irrigation is physical (no
-transaction) but every irrigation decision is a decision record, and every purchase carries the
-decision that asked for it.
+Every hour each controller reads its sensor (its last 24 hourly readings, with the water its valve
+applied before each) and decides with ``IrrigationController`` (``irrigation-balance/1``, trained on
+generated weather). When the soil will reach its refill point within six hours (its sensor's or,
+stuck, its reckoned moisture) and it holds no fresh forecast, it **buys** the next hour of its
+station's weather stream through the ``data`` module (``data/buy``: escrow, a read grant; the
+station seals the stream key to it; it checks and acknowledges the delivery, which pays the station)
+and **decides again** with the 30-hour forecast (rain and evapotranspiration): it irrigates what the
+next 24 hours need, or nothing if rain will cover it; a forecast serves for six hours. Irrigation is
+physical (no transaction) but every irrigation decision is a decision record, and every purchase
+carries the decision that asked for it.
 
-Baseline: the usual rule, run on a copy of every field with the same weather and sensors: irrigate
-back to field capacity whenever the sensor reads below the refill point (half the available water),
-trusting the sensor and ignoring rain. The report compares water used and crop-stress hours (true
-moisture below a quarter of the available water).
+Baseline: the usual rule, run on a copy of every field with the same weather and sensors, in the
+run's hours only: irrigate back to field capacity whenever the sensor reads below the refill point
+(half the available water), trusting the sensor and ignoring rain. The report compares water used,
+water drained below the roots, the soil water left at the end, hours below the refill point and
+crop-stress hours (true moisture below a quarter of the available water).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ POLICY = "irrigation"
 FIELDS_PER_STATION = 50
 FIELDS_PER_FARM = 100
 HISTORY_H = 6
+"""Hours of weather and soil before the run starts (no irrigation)."""
+READINGS_H = 24
+"""The sensor readings a controller decides on (fewer in the first hours): enough to see the whole of
+a day stuck, and reckon the soil from the last reading it trusts."""
 FORECAST_H = 30
 FORECAST_TTL_MS = 6 * HOUR_MS
 WEATHER_PRICE = 30
@@ -64,6 +70,10 @@ def controller(seed: int) -> IrrigationController:
     """The controllers' policy, trained on generated weather with the run's seed (cached on disk by
     ``scenarios.models``) and loaded from its model file."""
     return IrrigationController(trained_models([POLICY], seed)[POLICY].model)
+
+
+def _pair(both: dict[str, Any]) -> str:
+    return f"{both['controller']} / {both['rule_baseline']}"
 
 
 def _milli(values: Any) -> list[int]:
@@ -116,6 +126,8 @@ class Farm(Scenario):
         self.truth[:, 0] = self.base[:, 0] = start
         self.water = np.zeros((n, t))  # mm irrigated in the hour starting at each column
         self.base_water = np.zeros((n, t))
+        self.drained = np.zeros((n, t))  # mm lost below the roots (or run off) in the hour from each column
+        self.base_drained = np.zeros((n, t))
         self.pending = np.zeros(n)  # mm decided and not yet delivered
         self.base_pending = np.zeros(n)
         self.column = 0
@@ -131,16 +143,20 @@ class Farm(Scenario):
 
     def _step(self, c: int) -> None:
         """Advance every field (and its baseline copy) from column c-1 to c, read the sensors, and
-        apply the baseline rule for the hour starting at c."""
+        apply the baseline rule for the hour starting at c if it is one of the run's (the controllers
+        decide only then too)."""
         site = self.site
         rain, et = self.rain[site, c - 1], self.et[site, c - 1]
-        self.truth[:, c] = world.soil_step(self.soil, self.truth[:, c - 1], rain, self.water[:, c - 1], et)
-        self.base[:, c] = world.soil_step(self.soil, self.base[:, c - 1], rain, self.base_water[:, c - 1], et)
+        flows = world.soil_flows(self.soil, self.truth[:, c - 1], rain, self.water[:, c - 1], et)
+        base = world.soil_flows(self.soil, self.base[:, c - 1], rain, self.base_water[:, c - 1], et)
+        self.truth[:, c], self.drained[:, c - 1] = flows.moisture, flows.drained_mm + flows.runoff_mm
+        self.base[:, c], self.base_drained[:, c - 1] = base.moisture, base.drained_mm + base.runoff_mm
         self.column = c
         self.readings = self._sensor(self.truth, c)
         self.base_readings = self._sensor(self.base, c)
         read = self.base_readings.value[:, -1]
-        start = (read < self.refill) & (self.base_pending <= 0)
+        running = HISTORY_H <= c < HISTORY_H + self.config.hours
+        start = (read < self.refill) & (self.base_pending <= 0) & running
         self.base_pending += np.where(start, (self.soil.field_capacity - read) * self.soil.root_depth_mm, 0.0)
         self.base_water[:, c] = np.minimum(self.base_pending, RATE_MM_PER_H)
         self.base_pending -= self.base_water[:, c]
@@ -171,7 +187,7 @@ class Farm(Scenario):
         self.ctx = ctx
         self.sales = count_sales(ctx)
         self.reasons: Counter[str] = Counter()
-        self.forecast_decisions = 0
+        self.forecast_reasons: Counter[str] = Counter()
         seed = self.config.seed
         ctx.model_dir = models_dir(seed)
         owner = ctx.machine(self.model_owner)
@@ -200,9 +216,17 @@ class Farm(Scenario):
         }
         held: dict[str, Any] = {"forecast": None}
 
-        def inputs(now: int) -> dict[str, Any]:
-            readings = self.readings.value[i, -HISTORY_H:]
-            values: dict[str, Any] = {"time_ms": now, "moisture_milli": _milli(readings), **soil}
+        def inputs(now: int, c: int) -> dict[str, Any]:
+            first = max(0, c + 1 - READINGS_H)
+            readings = self.readings.value[i, first : c + 1]
+            # the water applied in the hour before each reading (none before the first column)
+            applied = np.concatenate([[0.0], self.water[i, :c]])[first : c + 1]
+            values: dict[str, Any] = {
+                "time_ms": now,
+                "moisture_milli": _milli(readings),
+                "irrigated_mm_milli": _milli(applied),
+                **soil,
+            }
             forecast = held["forecast"]
             if forecast is not None and now - forecast["from_ms"] < FORECAST_TTL_MS:
                 skip = (now - forecast["from_ms"]) // HOUR_MS
@@ -214,8 +238,8 @@ class Farm(Scenario):
             held["forecast"] = canonical_decode(content)
             now = m.now_ms()
             c = self.world_at(now)
-            decision = m.decide(policy, inputs(now))
-            self.forecast_decisions += 1
+            decision = m.decide(policy, inputs(now, c))
+            self.forecast_reasons[str(decision.output["reason"])] += 1
             self._irrigate(m, i, c, decision)
 
         buyer = DataBuyer(self.ctx, m, with_forecast)
@@ -226,9 +250,9 @@ class Farm(Scenario):
             if not self.start_ms <= now < self.end_ms:
                 return
             c = self.world_at(now)
-            if self.pending[i] > 0:
+            if self.pending[i] > 0 or self.water[i, c] > 0:
                 return  # the valve is still delivering the last decision's water
-            decision = m.decide(policy, inputs(now))
+            decision = m.decide(policy, inputs(now, c))
             out = decision.output
             offer = self.sellers[site].offer_id
             if out["buy_weather"] and offer is not None:
@@ -248,11 +272,20 @@ class Farm(Scenario):
     # -- metrics and report -------------------------------------------------------------------------
 
     def finish(self, ctx: ScenarioContext) -> dict[str, Any]:
-        run = slice(HISTORY_H, HISTORY_H + self.config.hours)
+        end = HISTORY_H + self.config.hours
+        run = slice(HISTORY_H, end)
         self.world_at(self.end_ms)
         truth, base = self.truth[:, run], self.base[:, run]
         water, base_water = float(self.water[:, run].sum()), float(self.base_water[:, run].sum())
-        faulty = self.readings.faulty[:, HISTORY_H : HISTORY_H + self.config.hours]
+        faulty = self.readings.faulty[:, HISTORY_H:end]
+        depth = self.soil.root_depth_mm
+
+        def both(controller_mm: float, baseline_mm: float) -> dict[str, float]:
+            return {
+                "controller": round(float(controller_mm), 1),
+                "rule_baseline": round(float(baseline_mm), 1),
+            }
+
         return {
             "fields": self.n,
             "weather_stations": len(self.stations),
@@ -267,10 +300,22 @@ class Farm(Scenario):
                 "saved_pct": round(100 * (base_water - water) / base_water, 1) if base_water else 0.0,
                 "mm_per_field": round(water / self.n, 2),
                 "baseline_mm_per_field": round(base_water / self.n, 2),
+                "drained_mm": both(self.drained[:, run].sum(), self.base_drained[:, run].sum()),
+                "soil_water_end_mm": both(
+                    (self.truth[:, end] * depth).sum(), (self.base[:, end] * depth).sum()
+                ),
+                "valves_still_to_deliver_mm": both(
+                    (self.pending + self.water[:, end]).sum(),
+                    (self.base_pending + self.base_water[:, end]).sum(),
+                ),
             },
             "stress_hours": {
                 "controller": int((truth < self.stress[:, None]).sum()),
                 "rule_baseline": int((base < self.stress[:, None]).sum()),
+            },
+            "below_refill_hours": {
+                "controller": int((truth < self.refill[:, None]).sum()),
+                "rule_baseline": int((base < self.refill[:, None]).sum()),
             },
             "sensors": {
                 "stuck_sensor_hours": int(faulty.sum()),
@@ -282,7 +327,8 @@ class Farm(Scenario):
                 "refunded": self.sales["refunded"],
                 "paid_to_stations": self.sales["paid_to_sellers"],
                 "buy_reasons": dict(sorted(self.reasons.items())),
-                "decisions_with_forecast": self.forecast_decisions,
+                "decisions_with_forecast": sum(self.forecast_reasons.values()),
+                "decided_with_forecast": dict(sorted(self.forecast_reasons.items())),
             },
         }
 
@@ -300,10 +346,17 @@ class Farm(Scenario):
                         ("water, controller (mm over all fields)", w["controller_mm"]),
                         ("water, rule baseline (mm)", w["rule_baseline_mm"]),
                         ("saved", f"{w['saved_mm']} mm ({w['saved_pct']} %)"),
+                        ("drained below the roots, controller / rule (mm)", _pair(w["drained_mm"])),
+                        ("soil water at the end, controller / rule (mm)", _pair(w["soil_water_end_mm"])),
                         (
-                            "crop-stress field-hours, controller / rule",
-                            f"{s['controller']} / {s['rule_baseline']}",
+                            "valves still to deliver, controller / rule (mm)",
+                            _pair(w["valves_still_to_deliver_mm"]),
                         ),
+                        (
+                            "field-hours below the refill point, controller / rule",
+                            _pair(metrics["below_refill_hours"]),
+                        ),
+                        ("crop-stress field-hours, controller / rule", _pair(s)),
                         ("stuck sensor field-hours", metrics["sensors"]["stuck_sensor_hours"]),
                     ]
                 )
@@ -315,7 +368,10 @@ class Farm(Scenario):
                     y_label="mm irrigated",
                 ),
                 "The baseline irrigates to field capacity whenever its sensor reads below the refill point "
-                "(trusting stuck sensors, ignoring rain), on a copy of every field with the same weather.",
+                "(trusting stuck sensors, ignoring rain), on a copy of every field with the same weather. "
+                "Water it puts in the soil and that has not drained is still there at the end: over one day "
+                "the difference in water used is mostly water the rule banks in the soil, the difference in "
+                "water drained is what it wastes.",
             ),
             Section(
                 "Weather data bought",
@@ -327,6 +383,7 @@ class Farm(Scenario):
                         ("paid to stations (aut)", d["paid_to_stations"]),
                         ("why bought", d["buy_reasons"]),
                         ("decisions made again with a forecast", d["decisions_with_forecast"]),
+                        ("what they decided", d["decided_with_forecast"]),
                     ]
                 ),
             ),

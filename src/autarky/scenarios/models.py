@@ -24,7 +24,7 @@ from typing import Any
 
 from autarky.agent import Machine, Skill
 from autarky.models import Trained, card_for, load_model, train
-from autarky.models.training import DATA_SUFFIX
+from autarky.models.training import DATA_SUFFIX, VERSIONS
 from autarky.modules.provenance import keeper as provenance
 from autarky.modules.provenance import messages as prov
 
@@ -42,8 +42,8 @@ def _cached(name: str, folder: Path) -> Trained | None:
             model = load_model(path)
         except Exception:
             continue
-        if model.kind != name:
-            continue
+        if model.kind != name or model.version != VERSIONS[name]:
+            continue  # another model, or one trained by older code
         found = card_for(model.hash, folder)
         if found is None:
             continue

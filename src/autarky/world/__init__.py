@@ -30,8 +30,9 @@ Machine tools (``machinery``): ``machine_telemetry(seed, machines, times_ms, rat
 end_ms, rate) -> FaultWindows`` (the ground truth), ``fault_severity``.
 
 Farms (``farm``): ``soil_params(seed, fields)``, ``reference_et_mm_per_h(temperature_c, ghi)``,
-``soil_step(params, moisture, rain_mm, irrigation_mm, reference_et_mm)``, ``soil_sensor(seed, fields,
-times_ms, moisture, fault_rate_per_day) -> SensorReadings`` (with stuck-sensor ground truth).
+``soil_step(params, moisture, rain_mm, irrigation_mm, reference_et_mm)`` (``soil_flows``, same arguments,
+-> SoilFlows: also the ET, drainage and runoff), ``soil_sensor(seed, fields, times_ms, moisture,
+fault_rate_per_day) -> SensorReadings`` (with stuck-sensor ground truth).
 
 Delivery robots (``robots``): ``delivery_tasks(seed, robots, start_ms, days, per_day, site) ->
 DeliveryTasks``, ``robot_energy_wh(distance_m, payload_kg, temperature_c)``, ``travel_ms``,
@@ -65,8 +66,10 @@ from autarky.world.energy import (
 )
 from autarky.world.farm import (
     SensorReadings,
+    SoilFlows,
     SoilParams,
     reference_et_mm_per_h,
+    soil_flows,
     soil_params,
     soil_sensor,
     soil_step,
@@ -150,6 +153,7 @@ __all__ = [
     "PvSystems",
     "SensorReadings",
     "Site",
+    "SoilFlows",
     "SoilParams",
     "SolarPosition",
     "Telemetry",
@@ -184,6 +188,7 @@ __all__ = [
     "quantise",
     "reference_et_mm_per_h",
     "robot_energy_wh",
+    "soil_flows",
     "soil_params",
     "soil_sensor",
     "soil_step",

@@ -1,7 +1,8 @@
 """Fields: soil moisture (a bucket water balance), evapotranspiration, and soil sensors that fail.
 
 Moisture is volumetric water content (m^3/m^3) of the root zone. It is a state driven by rain,
-irrigation and evapotranspiration, so it is stepped (``soil_step``), vectorised over fields.
+irrigation and evapotranspiration, so it is stepped (``soil_step``; ``soil_flows`` also gives the
+step's ET, drainage and runoff), vectorised over fields.
 """
 
 from __future__ import annotations
@@ -49,15 +50,25 @@ def reference_et_mm_per_h(temperature_c: ArrayLike, ghi_w_m2: ArrayLike) -> Floa
     return np.asarray(np.maximum(0.0023 * (t + 17.8) * np.sqrt(12.0) * radiation_mm / 0.7, 0.0))
 
 
-def soil_step(
+@dataclass(frozen=True)
+class SoilFlows:
+    """One step of the water balance of every field (arrays of shape (M,), water in mm)."""
+
+    moisture: Floats  # after the step
+    et_mm: Floats  # taken by the crop
+    drained_mm: Floats  # drained below the root zone (what exceeded field capacity)
+    runoff_mm: Floats  # ran off the surface (what exceeded saturation)
+
+
+def soil_flows(
     params: SoilParams,
     moisture: ArrayLike,
     rain_mm: ArrayLike,
     irrigation_mm: ArrayLike,
     reference_et_mm: ArrayLike,
-) -> Floats:
-    """Moisture after one step: add rain and irrigation, remove crop ET (reduced as the soil dries),
-    drain 70 % of what exceeds field capacity per step, and run off what exceeds saturation."""
+) -> SoilFlows:
+    """One step: add rain and irrigation, remove crop ET (reduced as the soil dries), drain 70 % of
+    what exceeds field capacity per step, and run off what exceeds saturation."""
     theta = np.asarray(moisture, dtype=np.float64)
     water_mm = theta * params.root_depth_mm
     dryness = np.clip(
@@ -66,10 +77,29 @@ def soil_step(
     et = params.crop_coefficient * np.asarray(reference_et_mm, dtype=np.float64) * dryness
     water_mm = water_mm + np.asarray(rain_mm) + np.asarray(irrigation_mm) - et
     capacity_mm = params.field_capacity * params.root_depth_mm
-    water_mm = np.where(water_mm > capacity_mm, capacity_mm + 0.3 * (water_mm - capacity_mm), water_mm)
+    kept_mm = np.where(water_mm > capacity_mm, capacity_mm + 0.3 * (water_mm - capacity_mm), water_mm)
+    drained = water_mm - kept_mm
+    water_mm = kept_mm
     saturated_mm = (params.field_capacity + 0.12) * params.root_depth_mm  # the rest runs off
+    runoff = np.maximum(water_mm - saturated_mm, 0.0)
     water_mm = np.minimum(water_mm, saturated_mm)
-    return np.asarray(np.maximum(water_mm / params.root_depth_mm, 0.02))
+    return SoilFlows(
+        np.asarray(np.maximum(water_mm / params.root_depth_mm, 0.02)),
+        np.asarray(et),
+        np.asarray(drained),
+        np.asarray(runoff),
+    )
+
+
+def soil_step(
+    params: SoilParams,
+    moisture: ArrayLike,
+    rain_mm: ArrayLike,
+    irrigation_mm: ArrayLike,
+    reference_et_mm: ArrayLike,
+) -> Floats:
+    """Moisture after one step of :func:`soil_flows`."""
+    return soil_flows(params, moisture, rain_mm, irrigation_mm, reference_et_mm).moisture
 
 
 @dataclass(frozen=True)
