@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from autarky.agent import ActionRefused, InProcessLedger, Machine, run_fleet
@@ -109,3 +110,33 @@ def test_a_refused_decision_is_recorded_without_a_transaction() -> None:
     assert machine.decisions is not None
     (record,) = machine.decisions.pending_batch().records  # type: ignore[union-attr]
     assert record.tx is None and record.allowed_by == {"kind": "none", "ref": ""}
+
+
+def test_anchoring_twice_at_once_anchors_each_record_once() -> None:
+    """A second anchor() while one is in flight waits for it, then anchors what is still pending
+    (it proposed the same batch again before, refused as provenance.out_of_order)."""
+    c = chain()
+    ledger = InProcessLedger(c)
+    machine = Machine(MACHINE, ledger, anchor_every=1_000)
+    receipts: list[Any] = []
+
+    @machine.on_start
+    async def decide_then_anchor_twice(m: Machine) -> None:
+        async def pay(bill: int) -> None:
+            decision = m.decide(Threshold(), {"bill": bill, "limit": 50})
+            send = {"type": "bank/send", "to": GRID.did, "asset": "aut", "amount": bill}
+            await m.submit(send, decision=decision)
+
+        for bill in (5, 6, 7):
+            await pay(bill)
+        first = asyncio.ensure_future(m.anchor())
+        await asyncio.sleep(0)  # the first is in flight
+        await pay(8)
+        receipts.extend(await asyncio.gather(first, m.anchor(), m.anchor()))
+
+    run_fleet([machine], ledger, start_ms=START_MS, until_ms=START_MS + 1000)
+    assert machine.refusals == 0 and machine.failures == 0
+    assert [r is not None and r.ok for r in receipts[:2]] == [True, True] and receipts[2] is None
+    head = c.app.module("provenance").decision_head(c.state, MACHINE.did)  # type: ignore[attr-defined]
+    assert head is not None and head["count"] == 4
+    assert machine.decisions is not None and machine.decisions.pending_count == 0

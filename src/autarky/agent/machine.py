@@ -162,6 +162,7 @@ class Machine(Skill):
         self._unsubscribe: list[Any] = []
         self._last_anchor_ms = 0
         self._anchoring = False
+        self._anchor_lock: asyncio.Lock | None = None
         self._anchor_disabled = False
 
     @classmethod
@@ -565,10 +566,21 @@ class Machine(Skill):
             self._leave_busy(task)
 
     async def anchor(self) -> Receipt | None:
-        """Anchor the pending decision records on chain now (one batch); None if nothing is pending."""
+        """Anchor the pending decision records on chain now (one batch); None if nothing is pending.
+
+        One anchoring at a time: a call while another is in flight (the background one, or the
+        end of a run anchoring everything) waits for it and then takes the records still pending,
+        instead of proposing the same batch twice (the second would be ``provenance.out_of_order``).
+        """
         if self.decisions is None:
             return None
-        batch = self.decisions.pending_batch()
+        if self._anchor_lock is None:
+            self._anchor_lock = asyncio.Lock()
+        async with self._anchor_lock:
+            return await self._anchor_pending(self.decisions)
+
+    async def _anchor_pending(self, decisions: DecisionChain) -> Receipt | None:
+        batch = decisions.pending_batch()
         if batch is None:
             return None
         self._anchoring = True
@@ -581,7 +593,7 @@ class Machine(Skill):
                     self._anchor_disabled = True  # this chain has no provenance module
                 return None
             if receipt.ok:
-                self.decisions.mark_anchored(batch.first_seq, len(batch.records))
+                decisions.mark_anchored(batch.first_seq, len(batch.records))
                 self._last_anchor_ms = self.now_ms()
             return receipt
         finally:
