@@ -7,7 +7,13 @@ price units per kWh): charge c_t, discharge d_t, grid import i_t and export e_t,
     minimise   sum_t  buy_t i_t - sell_t e_t + wear (c_t + d_t)        buy_t = p_t, sell_t = p_t - spread
     subject to i_t - e_t - c_t + d_t = load_t - pv_t
                s_t = s_{t-1} + eta_c c_t - d_t / eta_d,     soc_min <= s_t <= soc_max
-               0 <= c_t <= P_c dt,  0 <= d_t <= P_d dt,  i_t, e_t >= 0
+               0 <= c_t <= P_c dt,  0 <= d_t <= P_d dt,  0 <= i_t <= I_t,  0 <= e_t <= E_t
+
+``I_t`` and ``E_t`` (default: no bound) are how much the battery may buy and sell in interval t at
+the price ``p_t`` it plans with: in a small market its own orders move the price, so a planner
+that only knew prices would buy and sell more than the market can take at them (``plan_batch``'s
+``import_max_wh`` and ``export_max_wh``; the microgrid scenario gives each battery its share of its
+feeder's forecast surplus and deficit).
 
 A solve takes a few milliseconds (scipy's HiGHS, sparse), so the scheduler re-plans at most every
 ``replan_every_ms`` (default one hour) and follows its plan in between (``decide`` then costs tens of
@@ -85,9 +91,17 @@ class Plan:
 
 
 def _lp_one(
-    spec: BatterySpec, soc_wh: float, net_wh: Floats, buy: Floats, sell: Floats, wear: float
+    spec: BatterySpec,
+    soc_wh: float,
+    net_wh: Floats,
+    buy: Floats,
+    sell: Floats,
+    wear: float,
+    import_max_wh: Floats | None = None,
+    export_max_wh: Floats | None = None,
 ) -> tuple[Floats, Any, Floats, Floats, Floats]:
-    """Objective, equality matrix, right-hand side and bounds of one battery's LP (5T variables)."""
+    """Objective, equality matrix, right-hand side and bounds of one battery's LP (5T variables);
+    ``import_max_wh`` and ``export_max_wh`` bound the grid import and export per interval."""
     t = net_wh.size
     eta_c = spec.charge_efficiency_bp / 10_000
     eta_d = spec.discharge_efficiency_bp / 10_000
@@ -106,7 +120,8 @@ def _lp_one(
         [
             np.full(t, spec.max_charge_w * DT_H),
             np.full(t, spec.max_discharge_w * DT_H),
-            np.full(2 * t, np.inf),
+            np.full(t, np.inf) if import_max_wh is None else import_max_wh,
+            np.full(t, np.inf) if export_max_wh is None else export_max_wh,
             np.full(t, float(spec.soc_max_wh)),
         ]
     )
@@ -122,17 +137,36 @@ def plan_batch(
     wear: float,
     start_ms: int = 0,
     pool: Executor | None = None,
+    import_max_wh: Floats | None = None,
+    export_max_wh: Floats | None = None,
 ) -> list[Plan]:
     """Plans for many batteries: ``net_wh`` and ``prices`` (M, T). Up to ``BATCH_LP_BATTERIES``
     batteries share one sparse LP (block-diagonal, one solver call); more are solved in groups of
     that size, since the batteries are independent and the solver's time grows faster than the
     LP's size (one LP for 740 batteries took 20 s, its groups of 64 about 6 s). With a ``pool``
     (worker processes), the second half of the groups is solved there while this process solves
-    the first half: the same groups, so the same plans."""
+    the first half: the same groups, so the same plans.
+
+    ``import_max_wh`` and ``export_max_wh`` (M, T), when given, bound each battery's grid import and
+    export per interval (Wh; ``inf`` where there is no bound): what the market can take from it at
+    the planned price (module docstring)."""
     net = np.atleast_2d(np.asarray(net_wh, dtype=np.float64))
     price = np.atleast_2d(np.asarray(prices, dtype=np.float64))
+    inf = np.full(net.shape, np.inf)
+    imax = inf if import_max_wh is None else np.atleast_2d(np.asarray(import_max_wh, dtype=np.float64))
+    emax = inf if export_max_wh is None else np.atleast_2d(np.asarray(export_max_wh, dtype=np.float64))
     groups = [
-        (specs[first:last], soc_wh[first:last], net[first:last], price[first:last], spread, wear, start_ms)
+        (
+            specs[first:last],
+            soc_wh[first:last],
+            net[first:last],
+            price[first:last],
+            spread,
+            wear,
+            start_ms,
+            imax[first:last],
+            emax[first:last],
+        )
         for first in range(0, len(specs), BATCH_LP_BATTERIES)
         for last in (first + BATCH_LP_BATTERIES,)
     ]
@@ -157,10 +191,21 @@ def _plan_group(
     spread: float,
     wear: float,
     start_ms: int,
+    import_max_wh: Floats,
+    export_max_wh: Floats,
 ) -> list[Plan]:
     soc0 = [min(max(float(soc_wh[k]), spec.soc_min_wh), spec.soc_max_wh) for k, spec in enumerate(specs)]
     parts = [
-        _lp_one(spec, soc0[k], net[k], price[k] / 1000.0, (price[k] - spread) / 1000.0, wear / 1000.0)
+        _lp_one(
+            spec,
+            soc0[k],
+            net[k],
+            price[k] / 1000.0,
+            (price[k] - spread) / 1000.0,
+            wear / 1000.0,
+            import_max_wh[k],
+            export_max_wh[k],
+        )
         for k, spec in enumerate(specs)
     ]
     result = linprog(

@@ -47,11 +47,12 @@ favours the rule), plus its energy left valued the same way.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,8 +60,9 @@ from autarky import world
 from autarky.agent import LedgerEvent, Machine, Skill
 from autarky.crypto.hashing import sha256
 from autarky.ledger.block import Receipt
+from autarky.ledger.state import StateReader
 from autarky.models import BatterySpec, LoadForecaster, PvForecaster, Trained
-from autarky.models.battery import plan_batch
+from autarky.models.battery import Plan, plan_batch
 from autarky.modules.bank import keeper as bank
 from autarky.modules.jobs import messages as jobs
 from autarky.modules.market import messages as market
@@ -94,10 +96,45 @@ LP_HORIZON = 96
 START_MS = 1_781_478_000_000
 """2026-06-15 00:00 at the site (UTC+1): a summer day."""
 MODELS = ("pv-forecaster", "load-forecaster", "battery-lp")
+LP_POLICY = "battery-lp/1"
+RULE_POLICY = "battery-rule/1"
+BATTERY_POLICIES = {"lp": LP_POLICY, "rule": RULE_POLICY}
+EARNINGS_METHOD = (
+    "the batteries' bank balance change from genesis to the end (every book settled, escrow empty) "
+    "plus the energy left (state of charge change x discharge efficiency) at the mean clearing price "
+    "of their feeder's day"
+)
+RULE_POLICY_TEXT = (
+    "charge at full power 10:00-15:00 local, discharge at full power at the evening-peak tariff; "
+    "orders placed an hour ahead with the same limit-price rules as the LP's"
+)
+RULE_REPLAY_METHOD = (
+    f"({RULE_POLICY_TEXT}) replayed against this run's books without the batteries' orders: placed "
+    "hour by hour from the charge its own fills left, cleared by the market's auction under the same "
+    "caps and settled by its settlement rules (its orders move its prices and may fill in part), "
+    "valued the same way at its own clearing prices; the rule on chain: --param battery_policy=rule"
+)
+MARKET_SHARE = 0.9
+"""The batteries of a feeder plan to buy at most this part of its forecast surplus, and to sell at
+most this part of its forecast deficit (forecasts err; beyond the real surplus or deficit the
+batteries' own orders set the price)."""
+FORECAST_TOLERANCE = 0.3
+"""An LP plan is made again when its feeder's net position forecast for the hours the plan still
+has to run (until ``REPLAN_MS``) has moved by more than this part of what it was (sum of absolute
+changes over sum of absolute values): a morning's PV forecast can be far off by noon."""
 
 
 def tariff(hour: int) -> int:
     return TARIFF[hour % 24]
+
+
+def local_midnight_ms(day: str) -> int:
+    """The start of a day (``YYYY-MM-DD``) at the site (UTC+1), in ms since the epoch."""
+    try:
+        date = datetime.date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f"day must be YYYY-MM-DD, not {day!r}") from None
+    return (date - datetime.date(1970, 1, 1)).days * world.DAY_MS - HOUR_MS
 
 
 def local_hour(time_ms: int) -> int:
@@ -126,9 +163,21 @@ class Microgrid(Scenario):
     tail_ms = 5 * HOUR_MS
     block_every_ms = L
     day_start_ms = START_MS
+    params: ClassVar[Mapping[str, str]] = {
+        "battery_policy": "lp (default): the home batteries follow battery-lp/1; rule: battery-rule/1",
+        "day": "YYYY-MM-DD: the simulated day, from local midnight (UTC+1); default 2026-06-15",
+    }
 
     def __init__(self, config: SimConfig) -> None:
         super().__init__(config)
+        self.battery_policy = self.param("battery_policy", "lp")
+        if self.battery_policy not in BATTERY_POLICIES:
+            raise ValueError(
+                f"battery_policy must be one of {', '.join(BATTERY_POLICIES)}, not {self.battery_policy!r}"
+            )
+        day = self.param("day", "")
+        if day:
+            self.config = replace(self.config, start_ms=local_midnight_ms(day))
         config = self.config
         self.rng = np.random.default_rng(config.seed)
         n = config.machines
@@ -149,6 +198,8 @@ class Microgrid(Scenario):
         self.cleared: dict[tuple[str, int], int] = {}
         """(zone, absolute interval) -> clearing price: the price history."""
         self._forecast_hour: int | None = None
+        self.forecast_log: dict[int, dict[str, np.ndarray]] = {}
+        """Hour -> each feeder's price forecast made then (the rule's replay places orders with it)."""
         self.solves = 0
         self.plans = 0
 
@@ -197,6 +248,9 @@ class Microgrid(Scenario):
         self.batteries: list[Battery] = [
             add("battery", Battery, i, 400_000) for i in range(self.counts["battery"])
         ]
+        self.zone_capacity_wh: dict[str, float] = defaultdict(float)
+        for battery in self.batteries:
+            self.zone_capacity_wh[battery.zone] += battery.store.spec.capacity_wh
         self.evs: list[EvCharger] = [add("ev", EvCharger, i, 400_000) for i in range(self.counts["ev"])]
         sessions = world.ev_sessions(seed, np.arange(len(self.evs)), self.start_ms - 24 * HOUR_MS, 3)
         for ev in self.evs:
@@ -396,53 +450,76 @@ class Microgrid(Scenario):
         )
         self.load_history = np.rint(self.load_w[:, c - HIST : c])
         self.load_forecast = self.load_model.forecast_batch(t, self.load_history, LP_HORIZON)
-        self.price_forecast = self._price_forecast(h)
+        self._market_forecast(h)
         self._plan_batteries(h)
 
-    def _price_forecast(self, h: int) -> dict[str, np.ndarray]:
-        """Per feeder, aut per Wh for the ``LP_HORIZON`` intervals from hour ``h + 1``: yesterday's
-        clearing price of the interval if known, else the tariff, or the feed-in price where the
-        feeder's PV forecast exceeds its load forecast."""
+    def _market_forecast(self, h: int) -> None:
+        """Per feeder, for the ``LP_HORIZON`` intervals from hour ``h + 1``: its net position from
+        its PV and load forecasts (``zone_net_wh``, Wh, positive: a surplus) and the price that
+        goes with it (``price_forecast``, aut per Wh). The grid gateway buys any surplus at the
+        feed-in price and sells any deficit at the tariff, so the price is the feed-in price where
+        the feeder has a surplus, else the tariff; but at most the previous hour's tariff in the
+        first interval of an hour, which clears before the oracle reports the new one (the
+        auction's cap). The forecasts cover hours ``h .. h+23``: the plan's last hour repeats hour
+        ``h``."""
         first = self.start_ms // L + (h + 1) * PER_HOUR
-        ahead = slice(PER_HOUR, PER_HOUR + LP_HORIZON)
-        pv_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
-        load_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
+        order = np.r_[PER_HOUR:LP_HORIZON, 0:PER_HOUR]
+        net: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
         for pv in self.pvs:
-            pv_zone[pv.zone][: LP_HORIZON - PER_HOUR] += self.pv_forecast[pv.index, ahead][
-                : LP_HORIZON - PER_HOUR
-            ]
+            net[pv.zone] += self.pv_forecast[pv.index, order] / PER_HOUR
         for house in self.households:
-            load_zone[house.zone][: LP_HORIZON - PER_HOUR] += self.load_forecast[house.index, ahead][
-                : LP_HORIZON - PER_HOUR
-            ]
-        forecast = {}
-        for z in range(self.feeders):
-            zone = f"feeder-{z}"
-            prices = np.empty(LP_HORIZON)
-            for n in range(LP_HORIZON):
-                k_abs = first + n
-                known = self.cleared.get((zone, k_abs - 96))
-                if known is not None:
-                    prices[n] = known
-                elif n < LP_HORIZON - PER_HOUR and pv_zone[zone][n] > load_zone[zone][n]:
-                    prices[n] = FEED_IN
-                else:
-                    prices[n] = tariff(local_hour(k_abs * L))
-            forecast[zone] = prices
-        return forecast
+            net[house.zone] -= self.load_forecast[house.index, order] / PER_HOUR
+        hours = [local_hour((first + n) * L) for n in range(LP_HORIZON)]
+        prices = np.asarray([float(tariff(hour)) for hour in hours])
+        capped = np.asarray([(first + n) % PER_HOUR == 0 for n in range(LP_HORIZON)])
+        cap = np.asarray([float(tariff(hour - 1)) for hour in hours])
+        prices = np.where(capped, np.minimum(prices, cap), prices)
+        self.zone_net_wh = {f"feeder-{z}": net[f"feeder-{z}"] for z in range(self.feeders)}
+        self.price_forecast = {
+            zone: np.where(zone_net > 0, float(FEED_IN), prices)
+            for zone, zone_net in self.zone_net_wh.items()
+        }
+        # Where the cap shuts the gateway's ask out, a deficit has nothing to buy from.
+        self.no_supply = capped & (cap < np.asarray([float(tariff(hour)) for hour in hours]))
+        self.forecast_log[h] = self.price_forecast
+
+    def market_caps(self, storage: Storage) -> tuple[np.ndarray, np.ndarray]:
+        """How much one battery may plan to buy and to sell per interval at the forecast price: its
+        share (by capacity) of ``MARKET_SHARE`` of its feeder's forecast surplus, where it buys at
+        the feed-in price (and may sell any amount: the gateway buys all at that price), and of the
+        forecast deficit, where it sells at the tariff (and may buy any amount from the gateway,
+        unless the cap shuts it out). Together the feeder's batteries stay within what the market
+        takes at the price they plan with, instead of moving it against themselves."""
+        net = self.zone_net_wh[storage.zone]
+        share = MARKET_SHARE * storage.spec.capacity_wh / self.zone_capacity_wh[storage.zone]
+        surplus = net > 0
+        buy = np.where(surplus, share * net, np.where(self.no_supply, 0.0, np.inf))
+        sell = np.where(surplus, np.inf, share * -net)
+        return buy, sell
 
     def _plan_batteries(self, h: int) -> None:
         plan_start = self.start_ms + (h + 1) * HOUR_MS
         now = self.start_ms + h * HOUR_MS + 1_000
-        for battery in self.batteries:
-            battery.clear_open(now)
-        due = [b for b in self.batteries if b.needs_plan(plan_start, self.lp_tolerance)]
+        stores = [b.store for b in self.batteries]
+        for store in stores:
+            store.clear_open(now)
+        if self.battery_policy == "rule":
+            for store, plan in zip(stores, rule_plans(stores, plan_start, self.price_forecast), strict=True):
+                store.follow(plan, store.projected_soc(plan_start))
+            self.plans += len(stores)
+            return
+        due = [
+            store
+            for store in stores
+            if store.needs_plan(plan_start, self.lp_tolerance, self.zone_net_wh[store.zone])
+        ]
         if not due:
             return
-        socs = np.asarray([b.projected_soc(plan_start) for b in due])
-        prices = np.stack([self.price_forecast[b.zone] * 1000.0 for b in due])  # per kWh
+        socs = np.asarray([store.projected_soc(plan_start) for store in due])
+        prices = np.stack([self.price_forecast[store.zone] * 1000.0 for store in due])  # per kWh
+        caps = [self.market_caps(store) for store in due]
         plans = plan_batch(
-            [b.spec for b in due],
+            [store.spec for store in due],
             socs,
             np.zeros((len(due), LP_HORIZON)),
             prices,
@@ -450,16 +527,13 @@ class Microgrid(Scenario):
             self.lp_wear,
             plan_start,
             pool=self.ctx.workers,
+            import_max_wh=np.stack([buy for buy, _ in caps]),
+            export_max_wh=np.stack([sell for _, sell in caps]),
         )
         self.solves += 1
         self.plans += len(due)
-        for battery, plan, soc in zip(due, plans, socs, strict=True):
-            battery.lp_plan = plan
-            battery.plan_inputs = {
-                "time_ms": plan_start,
-                "soc_wh": round(float(soc)),
-                "prices": [round(float(p)) for p in plan.prices],
-            }
+        for store, plan, soc in zip(due, plans, socs, strict=True):
+            store.follow(plan, float(soc), self.zone_net_wh[store.zone])
 
     # -- results ------------------------------------------------------------------------------------
 
@@ -470,20 +544,7 @@ class Microgrid(Scenario):
             ctx.recorder.series[f"energy/{name}"] = [
                 [float(x), float(v)] for x, v in zip(hours[:n], values[:n], strict=True)
             ]
-        first = self.start_ms // L
-        state = ctx.chain.state
-        lp_value = rule_value = 0.0
-        for b in self.batteries:
-            realised = np.asarray(
-                [
-                    self.cleared.get((b.zone, first + k), tariff(local_hour((first + k) * L)))
-                    for k in range(n)
-                ],
-                dtype=float,
-            )
-            wallet = bank.balance(state, b.did, ASSET) - b.genesis_balance
-            lp_value += wallet + (b.soc - b.soc0) * b.eta_d * float(realised.mean())
-            rule_value += b.rule_counterfactual(realised, n)
+        earnings = self._battery_earnings(ctx.chain.state)
         jobs_posted = sum(1 for pv in self.pvs if pv.job is not None)
         return {
             "machines_by_kind": {
@@ -495,21 +556,8 @@ class Microgrid(Scenario):
                 "oracle-reporter": len(self.reporters),
                 "maintenance-provider": len(self.providers),
             },
-            "battery_policy": "battery-lp/1",
-            "battery_earnings": {
-                "policy": "battery-lp/1",
-                "policy_value": int(lp_value),
-                "rule_counterfactual_value": int(rule_value),
-                "lp_beats_rule": bool(lp_value > rule_value),
-                "lp_solves": self.solves,
-                "battery_plans": self.plans,
-                "method": "battery-lp/1 measured on chain: the batteries' bank balance change from genesis "
-                "to the end (escrow empty) plus the energy left (SoC change x discharge efficiency) at the "
-                "mean realised clearing price; RuleBattery (charge 10-15 h local, discharge at the evening "
-                "peak) as a counterfactual with the same batteries and starting charge, valued as a "
-                "price-taker at the same realised clearing prices (every order assumed filled), plus its "
-                "energy left valued the same way",
-            },
+            "battery_policy": BATTERY_POLICIES[self.battery_policy],
+            "battery_earnings": earnings,
             "models": {name: t.model_hash.hex() for name, t in sorted(self.models.items())},
             "model_dir": str(ctx.model_dir),
             "energy_wh": {name: int(v[:n].sum()) for name, v in sorted(self.energy.items())},
@@ -517,6 +565,55 @@ class Microgrid(Scenario):
             "repair_jobs_posted": jobs_posted,
             "repairs_paid": int(ctx.recorder.counters.get("jobs.closed", 0)),
         }
+
+    def _battery_earnings(self, state: StateReader) -> dict[str, Any]:
+        """The policy the batteries followed, measured on chain; in an LP run also the rule, replayed
+        against the run's books (:mod:`autarky.scenarios._battery_replay`). Both the same way: money
+        settled to the batteries plus the energy left, at the mean clearing price their feeder had."""
+        from autarky.scenarios._battery_replay import replay_rule
+
+        value = sum(
+            bank.balance(state, b.did, ASSET)
+            - b.genesis_balance
+            + self._left_value(b.store, self._day_prices(b.zone))
+            for b in self.batteries
+        )
+        earnings: dict[str, Any] = {
+            "policy": BATTERY_POLICIES[self.battery_policy],
+            "policy_value": int(value),
+            "rule_counterfactual_value": None,
+            "lp_beats_rule": None,
+            "lp_solves": self.solves,
+            "battery_plans": self.plans,
+            "method": f"{BATTERY_POLICIES[self.battery_policy]} on chain: {EARNINGS_METHOD}",
+        }
+        if self.battery_policy == "lp":
+            replay = replay_rule(self, state)
+            rule = sum(
+                money + self._left_value(store, replay.prices[store.zone])
+                for money, store in zip(replay.money, replay.stores, strict=True)
+            )
+            earnings["rule_counterfactual_value"] = int(rule)
+            earnings["lp_beats_rule"] = bool(value > rule)
+            earnings["method"] += f"; {RULE_POLICY} {RULE_REPLAY_METHOD}"
+        return earnings
+
+    def _day_prices(self, zone: str) -> np.ndarray:
+        """The feeder's clearing price of each interval of the day (the tariff where nothing traded)."""
+        first = self.start_ms // L
+        return np.asarray(
+            [
+                self.cleared.get((zone, first + k), tariff(local_hour((first + k) * L)))
+                for k in range(self.config.hours * PER_HOUR)
+            ],
+            dtype=float,
+        )
+
+    @staticmethod
+    def _left_value(store: Storage, prices: np.ndarray) -> float:
+        """The energy a battery has left over what it started with (negative: less), as it could
+        deliver it (after discharge losses), at the mean of ``prices``."""
+        return (store.soc - store.soc0) * store.eta_d * float(prices.mean())
 
     def sections(self, metrics: dict[str, Any], series: dict[str, Any]) -> list[Section]:
         energy = {k.removeprefix("energy/"): v for k, v in series.items() if k.startswith("energy/")}
@@ -535,7 +632,10 @@ class Microgrid(Scenario):
                     [
                         ("policy followed", earn["policy"]),
                         ("its value, on chain (aut)", earn["policy_value"]),
-                        ("RuleBattery counterfactual (aut)", earn["rule_counterfactual_value"]),
+                        (
+                            "battery-rule/1 replayed on this run's books (aut)",
+                            earn["rule_counterfactual_value"],
+                        ),
                         ("LP solves (batteries planned)", f"{earn['lp_solves']} ({earn['battery_plans']})"),
                         ("how both are measured", earn["method"]),
                     ]
@@ -811,28 +911,29 @@ class Pv(Device):
         self.grid.energy["pv sold"][self.interval_index(order)] += fill
 
 
-class Battery(Device):
-    KIND = "home-battery"
-    DIRECTION = "export"
+class Storage:
+    """What a home battery tracks to trade: its state of charge, the orders it has open, the plan it
+    follows and the orders of an hour that follow from that plan. A :class:`Battery` machine keeps
+    one; the rule's replay (:mod:`autarky.scenarios._battery_replay`) keeps one per battery too, so
+    the policy on chain and the replayed rule place their orders with the same code."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        p = self.grid.battery_params
-        i = self.index
-        self.spec = BatterySpec.from_world(p, i)
-        self.genesis_balance = 400_000
-        self.soc = float(p.soc_min_wh[i]) + 0.3 * (float(p.soc_max_wh[i]) - float(p.soc_min_wh[i]))
+    def __init__(self, params: world.BatteryParams, index: int, zone: str) -> None:
+        i = index
+        self.zone = zone
+        self.spec = BatterySpec.from_world(params, i)
+        self.soc_min = float(params.soc_min_wh[i])
+        self.soc_max = float(params.soc_max_wh[i])
+        self.soc = self.soc_min + 0.3 * (self.soc_max - self.soc_min)
         self.soc0 = self.soc
-        self.eta_c = float(p.charge_efficiency[i])
-        self.eta_d = float(p.discharge_efficiency[i])
-        self.soc_min = float(p.soc_min_wh[i])
-        self.soc_max = float(p.soc_max_wh[i])
-        self.max_wh = float(p.max_charge_w[i]) / 4
-        self.exported: dict[int, int] = {}
+        self.eta_c = float(params.charge_efficiency[i])
+        self.eta_d = float(params.discharge_efficiency[i])
+        self.max_wh = float(params.max_charge_w[i]) / PER_HOUR
         self.open: dict[bytes, tuple[str, int, int]] = {}
         """Orders placed and not yet cleared: id -> (side, quantity, absolute interval)."""
-        self.lp_plan: Any = None
+        self.plan: Plan | None = None
         self.plan_inputs: dict[str, Any] = {}
+        self.plan_net_wh: np.ndarray | None = None
+        """The feeder's net position forecast the plan was made with."""
 
     def projected_soc(self, at_ms: int) -> float:
         """State of charge at ``at_ms`` if the open orders before it fill as placed."""
@@ -842,27 +943,45 @@ class Battery(Device):
                 soc += quantity * self.eta_c if side == "bid" else -quantity / self.eta_d
         return min(max(soc, self.soc_min), self.soc_max)
 
-    def needs_plan(self, plan_start: int, tolerance: int) -> bool:
-        plan = self.lp_plan
+    def needs_plan(self, plan_start: int, tolerance: int, market_net_wh: np.ndarray | None = None) -> bool:
+        """An LP plan is due: none yet, ``REPLAN_MS`` old, the charge drifted from it (partial
+        fills), or the feeder's net position forecast for the hours it still covers has moved."""
+        plan = self.plan
         if plan is None or plan_start - plan.start_ms >= REPLAN_MS:
             return True
         index = (plan_start - plan.start_ms) // L
         if index >= plan.soc_wh.size:
             return True
         expected = float(plan.soc_wh[index - 1]) if index > 0 else float(self.plan_inputs["soc_wh"])
-        return abs(expected - self.projected_soc(plan_start)) > tolerance
+        if abs(expected - self.projected_soc(plan_start)) > tolerance:
+            return True
+        if market_net_wh is None or self.plan_net_wh is None:
+            return False
+        before = self.plan_net_wh[index : (plan.start_ms + REPLAN_MS - plan_start) // L + index]
+        moved = float(np.abs(market_net_wh[: before.size] - before).sum())
+        return moved > FORECAST_TOLERANCE * max(float(np.abs(before).sum()), 1.0)
 
-    def plan(self, h: int, t: int) -> tuple[list[dict[str, Any]], Any]:
-        """Orders for hour ``h`` from the battery's LP plan (re-planned by the fleet when due)."""
-        g = self.grid
-        plan = self.lp_plan
-        first = (g.start_ms + h * HOUR_MS - plan.start_ms) // L
-        base_k = g.start_ms // L + h * PER_HOUR
+    def follow(self, plan: Plan, soc_wh: float, market_net_wh: np.ndarray | None = None) -> None:
+        self.plan = plan
+        self.plan_net_wh = market_net_wh
+        self.plan_inputs = {
+            "time_ms": plan.start_ms,
+            "soc_wh": round(soc_wh),
+            "prices": [round(float(p)) for p in plan.prices],
+        }
+
+    def orders(self, first_interval: int) -> list[tuple[str, int, int, int]]:
+        """``(side, interval, quantity, limit_price)`` for the hour of intervals from the absolute
+        interval ``first_interval``, as the plan says. Quantities are capped by what the battery can
+        take or deliver given its open orders."""
+        plan = self.plan
+        assert plan is not None
+        first = (first_interval * L - plan.start_ms) // L
         round_trip = self.eta_c * self.eta_d
         prices = plan.prices / 1000.0  # per Wh
         charging = plan.charge_wh > 1.0
         discharging = plan.discharge_wh > 1.0
-        soc = self.projected_soc(base_k * L)
+        soc = self.projected_soc(first_interval * L)
         orders = []
         for j in range(PER_HOUR):
             n = first + j
@@ -872,10 +991,11 @@ class Battery(Device):
                 quantity = int(min(charge, self.max_wh, (self.soc_max - soc) / self.eta_c))
                 if quantity >= 10:
                     # At most a unit over the forecast price, and never more than the planned
-                    # discharges earn after losses (break-even).
+                    # discharges earn after losses (break-even); but over the feed-in price: a bid
+                    # at it would tie with the gateway's, which takes the whole surplus.
                     worth = round_trip * float(prices[discharging].mean()) if discharging.any() else price
-                    limit = max(min(round(price) + 1, math.floor(worth)), 1)
-                    orders.append(market.bid(self.zone, base_k + j, quantity, limit))
+                    limit = max(min(round(price) + 1, math.floor(worth)), FEED_IN + 1)
+                    orders.append(("bid", first_interval + j, quantity, limit))
                     soc += quantity * self.eta_c
             elif discharge >= 10:
                 quantity = int(min(discharge, self.max_wh, (soc - self.soc_min) * self.eta_d))
@@ -885,59 +1005,102 @@ class Battery(Device):
                     # below what the planned charges cost after losses (break-even).
                     cost = float(prices[charging].mean()) / round_trip if charging.any() else 0.0
                     limit = max(round(price) - 1, math.ceil(cost), 0)
-                    orders.append(market.ask(self.zone, base_k + j, quantity, limit))
+                    orders.append(("ask", first_interval + j, quantity, limit))
                     soc -= quantity / self.eta_d
-        if not orders:
-            return [], None
-        inputs = dict(self.plan_inputs)
-        inputs["plan_interval"] = first
-        output = {"orders": _orders_output(orders), "replanned": first == 0}
-        return orders, self.machine.decide(Batched("battery-lp/1", g.lp_hash, output), inputs)
+        return orders
 
-    def on_receipt(self, receipt: Receipt) -> None:
-        super().on_receipt(receipt)
-        for event in receipt.events:
-            if event.type == "market.order":
-                a = dict(event.attributes)
-                self.open[bytes(a["order"])] = (str(a["side"]), _int(a["quantity"]), _int(a["interval"]))  # type: ignore[arg-type]
+    def placed(self, order: bytes, side: str, quantity: int, interval: int) -> None:
+        self.open[order] = (side, quantity, interval)
 
     def clear_open(self, now_ms: int) -> None:
         for order, (_, _, interval) in list(self.open.items()):
             if interval * L <= now_ms:
                 del self.open[order]
 
-    def on_fill(self, order: bytes, side: str, fill: int, price: int) -> None:
-        k = self.interval_index(order)
+    def filled(self, side: str, fill: int) -> None:
         if side == "bid":
             self.soc = min(self.soc_max, self.soc + fill * self.eta_c)
-            self.grid.energy["battery charge"][k] += fill
         else:
             self.soc = max(self.soc_min, self.soc - fill / self.eta_d)
+
+
+def rule_plans(stores: list[Storage], start_ms: int, prices: Mapping[str, np.ndarray]) -> list[Plan]:
+    """``battery-rule/1``'s schedule for ``LP_HORIZON`` intervals from ``start_ms``, from each
+    battery's projected charge: full power in the sunny hours (10:00-15:00 local) until full, full
+    power at the evening-peak tariff until empty, nothing otherwise. ``prices`` (per feeder, per
+    Wh) are the feeder's forecast: the plan carries them for its orders' limit prices."""
+    m = len(stores)
+    soc = np.asarray([s.projected_soc(start_ms) for s in stores])
+    soc_min = np.asarray([s.soc_min for s in stores])
+    soc_max = np.asarray([s.soc_max for s in stores])
+    eta_c = np.asarray([s.eta_c for s in stores])
+    eta_d = np.asarray([s.eta_d for s in stores])
+    max_wh = np.asarray([s.max_wh for s in stores])
+    charge, discharge, level = (np.zeros((m, LP_HORIZON)) for _ in range(3))
+    first = start_ms // L
+    for n in range(LP_HORIZON):
+        hour = local_hour((first + n) * L)
+        if 10 <= hour < 15:
+            charge[:, n] = np.clip(np.minimum(max_wh, (soc_max - soc) / eta_c), 0.0, None)
+            soc = soc + charge[:, n] * eta_c
+        elif tariff(hour) >= max(TARIFF):
+            discharge[:, n] = np.clip(np.minimum(max_wh, (soc - soc_min) * eta_d), 0.0, None)
+            soc = soc - discharge[:, n] / eta_d
+        level[:, n] = soc
+    return [
+        Plan(start_ms, charge[k], discharge[k], charge[k], discharge[k], level[k], prices[s.zone] * 1000.0)
+        for k, s in enumerate(stores)
+    ]
+
+
+class Battery(Device):
+    KIND = "home-battery"
+    DIRECTION = "export"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.store = Storage(self.grid.battery_params, self.index, self.zone)
+        self.genesis_balance = 400_000
+        self.exported: dict[int, int] = {}
+
+    def plan(self, h: int, t: int) -> tuple[list[dict[str, Any]], Any]:
+        """Orders for hour ``h`` from the battery's plan (made by the fleet when due)."""
+        g = self.grid
+        store = self.store
+        assert store.plan is not None
+        base_k = g.start_ms // L + h * PER_HOUR
+        orders = [
+            (market.bid if side == "bid" else market.ask)(self.zone, interval, quantity, limit)
+            for side, interval, quantity, limit in store.orders(base_k)
+        ]
+        if not orders:
+            return [], None
+        first = (base_k * L - store.plan.start_ms) // L
+        inputs = dict(store.plan_inputs)
+        inputs["plan_interval"] = first
+        output = {"orders": _orders_output(orders), "replanned": first == 0}
+        if g.battery_policy == "rule":
+            return orders, self.machine.decide(Batched(RULE_POLICY, None, output), inputs)
+        return orders, self.machine.decide(Batched(LP_POLICY, g.lp_hash, output), inputs)
+
+    def on_receipt(self, receipt: Receipt) -> None:
+        super().on_receipt(receipt)
+        for event in receipt.events:
+            if event.type == "market.order":
+                a = dict(event.attributes)
+                self.store.placed(bytes(a["order"]), str(a["side"]), _int(a["quantity"]), _int(a["interval"]))  # type: ignore[arg-type]
+
+    def on_fill(self, order: bytes, side: str, fill: int, price: int) -> None:
+        k = self.interval_index(order)
+        self.store.filled(side, fill)
+        if side == "bid":
+            self.grid.energy["battery charge"][k] += fill
+        else:
             self.exported[k] = self.exported.get(k, 0) + fill
             self.grid.energy["battery discharge"][k] += fill
 
     def measure(self, h: int) -> list[int]:
         return [self.exported.get(h * PER_HOUR + j, 0) for j in range(PER_HOUR)]
-
-    def rule(self, hour_local: int, soc: float) -> float:
-        """The rule: charge in the sunny midday hours, discharge at the evening peak."""
-        if 10 <= hour_local < 15 and soc < self.soc_max:
-            return min(self.max_wh, (self.soc_max - soc) / self.eta_c)
-        if tariff(hour_local) >= 7 and soc > self.soc_min:
-            return -min(self.max_wh, (soc - self.soc_min) * self.eta_d)
-        return 0.0
-
-    def rule_counterfactual(self, prices: np.ndarray, n: int) -> float:
-        soc, value = self.soc0, 0.0
-        first = self.grid.start_ms // L
-        for k in range(n):
-            q = self.rule(local_hour((first + k) * L), soc)
-            if q > 0:
-                soc += q * self.eta_c
-            elif q < 0:
-                soc += q / self.eta_d
-            value -= q * prices[k]
-        return value + (soc - self.soc0) * self.eta_d * float(prices.mean())
 
 
 class EvCharger(Device):
