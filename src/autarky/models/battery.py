@@ -261,6 +261,16 @@ def _unpack(inputs: Inputs) -> tuple[int, int, Floats, Floats]:
     return time_ms, soc, prices, net
 
 
+def _bounds(inputs: Inputs, key: str, intervals: int) -> Floats:
+    """An optional per-interval bound (Wh, >= 0) over the priced intervals; absent: no bound."""
+    values = optional_ints(inputs, key)
+    if values is None:
+        return np.full(intervals, np.inf)
+    if len(values) < intervals or min(values[:intervals], default=0) < 0:
+        raise InputError(f"{key} must cover every priced interval with amounts >= 0")
+    return np.asarray(values[:intervals], dtype=np.float64)
+
+
 def _decision(plan: Plan, index: int, spec: BatterySpec, replanned: bool) -> dict[str, Any]:
     round_trip = spec.charge_efficiency_bp * spec.discharge_efficiency_bp / 1e8
     return {
@@ -276,8 +286,10 @@ class BatteryScheduler:
     """LP battery scheduling (``battery-lp/1``).
 
     ``decide({"time_ms", "soc_wh", "prices": [ints per kWh, one per interval from time_ms],
-    "pv_wh"?: [ints], "load_wh"?: [ints]})`` -> ``{"charge_wh", "discharge_wh", "order": {"side":
-    "bid"|"ask"|"none", "quantity_wh", "limit_price"}, "plan_start_ms", "replanned"}``.
+    "pv_wh"?: [ints], "load_wh"?: [ints], "import_max_wh"?: [ints], "export_max_wh"?: [ints]})`` ->
+    ``{"charge_wh", "discharge_wh", "order": {"side": "bid"|"ask"|"none", "quantity_wh",
+    "limit_price"}, "plan_start_ms", "replanned"}``. ``import_max_wh`` and ``export_max_wh`` bound
+    the grid import and export of each priced interval (module docstring; default: no bound).
     Re-plans when the last plan is ``replan_every_ms`` old, when the state of charge drifted more than
     ``soc_tolerance_wh`` from the plan, or when the plan ran out; otherwise follows the plan.
     """
@@ -313,8 +325,19 @@ class BatteryScheduler:
         index = self._index_in_plan(time_ms, soc)
         if index is not None and self.plan is not None:
             return _decision(self.plan, index, self.spec, False)
+        import_max, export_max = (
+            _bounds(inputs, key, prices.size) for key in ("import_max_wh", "export_max_wh")
+        )
         self.plan = plan_batch(
-            [self.spec], np.asarray([soc]), net[None, :], prices[None, :], self.spread, self.wear, time_ms
+            [self.spec],
+            np.asarray([soc]),
+            net[None, :],
+            prices[None, :],
+            self.spread,
+            self.wear,
+            time_ms,
+            import_max_wh=import_max[None, :],
+            export_max_wh=export_max[None, :],
         )[0]
         self.solves += 1
         return _decision(self.plan, 0, self.spec, True)

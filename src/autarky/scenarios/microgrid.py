@@ -142,6 +142,50 @@ def local_hour(time_ms: int) -> int:
     return (time_ms // HOUR_MS + 1) % 24
 
 
+def feeder_prices(first_interval: int, net_wh: np.ndarray) -> np.ndarray:
+    """A feeder's price forecast (aut per Wh) for the intervals from the absolute interval
+    ``first_interval``, given its forecast net position ``net_wh`` (positive: a surplus). The grid
+    gateway buys any surplus at the feed-in price and sells any deficit at the tariff, so the price
+    is the feed-in price where the feeder has a surplus, else the tariff; but at most the previous
+    hour's tariff in the first interval of an hour, which clears before the oracle reports the new
+    one (the auction's cap)."""
+    prices = np.empty(net_wh.size)
+    for n in range(net_wh.size):
+        hour = local_hour((first_interval + n) * L)
+        price = tariff(hour)
+        if (first_interval + n) % PER_HOUR == 0:
+            price = min(price, tariff(hour - 1))
+        prices[n] = FEED_IN if net_wh[n] > 0 else price
+    return prices
+
+
+def gateway_shut_out(first_interval: int, count: int) -> np.ndarray:
+    """The intervals (from ``first_interval``) where the auction's cap, still the previous hour's
+    tariff, is under the gateway's ask: a deficit there has no energy to buy."""
+    shut = np.zeros(count, dtype=bool)
+    for n in range(count):
+        hour = local_hour((first_interval + n) * L)
+        shut[n] = (first_interval + n) % PER_HOUR == 0 and tariff(hour - 1) < tariff(hour)
+    return shut
+
+
+def market_caps(net_wh: np.ndarray, share: float, shut_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(buy, sell)``: how much a battery with ``share`` of its feeder's storage may plan to buy
+    and to sell per interval at the feeder's forecast price (:func:`feeder_prices`). Where the
+    feeder has a surplus it buys at the feed-in price, up to its share of ``MARKET_SHARE`` of the
+    surplus, and may sell any amount (the gateway buys all at that price); where it has a deficit
+    it sells at the tariff up to its share of ``MARKET_SHARE`` of the deficit, and may buy any
+    amount from the gateway, unless the cap shuts the gateway out. The batteries of a feeder
+    together then stay within what the market takes at the price they plan with, instead of moving
+    it against themselves (without these bounds ``battery-lp/1``, seeing one price for a whole sunny
+    afternoon, bought in its last quarter hours, and asked several times the evening's deficit)."""
+    part = MARKET_SHARE * share
+    surplus = net_wh > 0
+    buy = np.where(surplus, part * net_wh, np.where(shut_out, 0.0, np.inf))
+    sell = np.where(surplus, np.inf, part * -net_wh)
+    return buy, sell
+
+
 @dataclass
 class Batched:
     """A policy's output computed for the whole fleet in one batched call (``forecast_batch``,
@@ -456,12 +500,8 @@ class Microgrid(Scenario):
     def _market_forecast(self, h: int) -> None:
         """Per feeder, for the ``LP_HORIZON`` intervals from hour ``h + 1``: its net position from
         its PV and load forecasts (``zone_net_wh``, Wh, positive: a surplus) and the price that
-        goes with it (``price_forecast``, aut per Wh). The grid gateway buys any surplus at the
-        feed-in price and sells any deficit at the tariff, so the price is the feed-in price where
-        the feeder has a surplus, else the tariff; but at most the previous hour's tariff in the
-        first interval of an hour, which clears before the oracle reports the new one (the
-        auction's cap). The forecasts cover hours ``h .. h+23``: the plan's last hour repeats hour
-        ``h``."""
+        goes with it (``price_forecast``, :func:`feeder_prices`). The forecasts cover hours
+        ``h .. h+23``: the plan's last hour repeats hour ``h``."""
         first = self.start_ms // L + (h + 1) * PER_HOUR
         order = np.r_[PER_HOUR:LP_HORIZON, 0:PER_HOUR]
         net: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
@@ -469,33 +509,15 @@ class Microgrid(Scenario):
             net[pv.zone] += self.pv_forecast[pv.index, order] / PER_HOUR
         for house in self.households:
             net[house.zone] -= self.load_forecast[house.index, order] / PER_HOUR
-        hours = [local_hour((first + n) * L) for n in range(LP_HORIZON)]
-        prices = np.asarray([float(tariff(hour)) for hour in hours])
-        capped = np.asarray([(first + n) % PER_HOUR == 0 for n in range(LP_HORIZON)])
-        cap = np.asarray([float(tariff(hour - 1)) for hour in hours])
-        prices = np.where(capped, np.minimum(prices, cap), prices)
         self.zone_net_wh = {f"feeder-{z}": net[f"feeder-{z}"] for z in range(self.feeders)}
-        self.price_forecast = {
-            zone: np.where(zone_net > 0, float(FEED_IN), prices)
-            for zone, zone_net in self.zone_net_wh.items()
-        }
-        # Where the cap shuts the gateway's ask out, a deficit has nothing to buy from.
-        self.no_supply = capped & (cap < np.asarray([float(tariff(hour)) for hour in hours]))
+        self.price_forecast = {zone: feeder_prices(first, n) for zone, n in self.zone_net_wh.items()}
         self.forecast_log[h] = self.price_forecast
+        self.shut_out = gateway_shut_out(first, LP_HORIZON)
 
     def market_caps(self, storage: Storage) -> tuple[np.ndarray, np.ndarray]:
-        """How much one battery may plan to buy and to sell per interval at the forecast price: its
-        share (by capacity) of ``MARKET_SHARE`` of its feeder's forecast surplus, where it buys at
-        the feed-in price (and may sell any amount: the gateway buys all at that price), and of the
-        forecast deficit, where it sells at the tariff (and may buy any amount from the gateway,
-        unless the cap shuts it out). Together the feeder's batteries stay within what the market
-        takes at the price they plan with, instead of moving it against themselves."""
-        net = self.zone_net_wh[storage.zone]
-        share = MARKET_SHARE * storage.spec.capacity_wh / self.zone_capacity_wh[storage.zone]
-        surplus = net > 0
-        buy = np.where(surplus, share * net, np.where(self.no_supply, 0.0, np.inf))
-        sell = np.where(surplus, np.inf, share * -net)
-        return buy, sell
+        """This battery's :func:`market_caps`: its share of its feeder's storage capacity."""
+        share = storage.spec.capacity_wh / self.zone_capacity_wh[storage.zone]
+        return market_caps(self.zone_net_wh[storage.zone], share, self.shut_out)
 
     def _plan_batteries(self, h: int) -> None:
         plan_start = self.start_ms + (h + 1) * HOUR_MS
@@ -517,7 +539,15 @@ class Microgrid(Scenario):
             return
         socs = np.asarray([store.projected_soc(plan_start) for store in due])
         prices = np.stack([self.price_forecast[store.zone] * 1000.0 for store in due])  # per kWh
+        # Whole Wh, and no more than the battery can move in an interval anyway: the decision
+        # record's inputs (import_max_wh, export_max_wh) are exactly what the LP saw.
         caps = [self.market_caps(store) for store in due]
+        buy = np.stack(
+            [np.floor(np.minimum(b, store.max_wh)) for store, (b, _) in zip(due, caps, strict=True)]
+        )
+        sell = np.stack(
+            [np.floor(np.minimum(e, store.max_wh)) for store, (_, e) in zip(due, caps, strict=True)]
+        )
         plans = plan_batch(
             [store.spec for store in due],
             socs,
@@ -527,13 +557,13 @@ class Microgrid(Scenario):
             self.lp_wear,
             plan_start,
             pool=self.ctx.workers,
-            import_max_wh=np.stack([buy for buy, _ in caps]),
-            export_max_wh=np.stack([sell for _, sell in caps]),
+            import_max_wh=buy,
+            export_max_wh=sell,
         )
         self.solves += 1
         self.plans += len(due)
-        for store, plan, soc in zip(due, plans, socs, strict=True):
-            store.follow(plan, float(soc), self.zone_net_wh[store.zone])
+        for k, (store, plan) in enumerate(zip(due, plans, strict=True)):
+            store.follow(plan, float(socs[k]), self.zone_net_wh[store.zone], (buy[k], sell[k]))
 
     # -- results ------------------------------------------------------------------------------------
 
@@ -632,12 +662,13 @@ class Microgrid(Scenario):
                     [
                         ("policy followed", earn["policy"]),
                         ("its value, on chain (aut)", earn["policy_value"]),
-                        (
-                            "battery-rule/1 replayed on this run's books (aut)",
-                            earn["rule_counterfactual_value"],
+                        *(
+                            [("battery-rule/1 replayed on this run's books (aut)", replayed)]
+                            if (replayed := earn["rule_counterfactual_value"]) is not None
+                            else []
                         ),
                         ("LP solves (batteries planned)", f"{earn['lp_solves']} ({earn['battery_plans']})"),
-                        ("how both are measured", earn["method"]),
+                        ("how it is measured", earn["method"]),
                     ]
                 ),
             ),
@@ -961,7 +992,15 @@ class Storage:
         moved = float(np.abs(market_net_wh[: before.size] - before).sum())
         return moved > FORECAST_TOLERANCE * max(float(np.abs(before).sum()), 1.0)
 
-    def follow(self, plan: Plan, soc_wh: float, market_net_wh: np.ndarray | None = None) -> None:
+    def follow(
+        self,
+        plan: Plan,
+        soc_wh: float,
+        market_net_wh: np.ndarray | None = None,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Follow ``plan`` from now on; ``plan_inputs`` are what its policy's ``decide`` would take
+        to make it (the LP's grid import and export ``bounds`` included)."""
         self.plan = plan
         self.plan_net_wh = market_net_wh
         self.plan_inputs = {
@@ -969,6 +1008,9 @@ class Storage:
             "soc_wh": round(soc_wh),
             "prices": [round(float(p)) for p in plan.prices],
         }
+        if bounds is not None:
+            self.plan_inputs["import_max_wh"] = [int(v) for v in bounds[0]]
+            self.plan_inputs["export_max_wh"] = [int(v) for v in bounds[1]]
 
     def orders(self, first_interval: int) -> list[tuple[str, int, int, int]]:
         """``(side, interval, quantity, limit_price)`` for the hour of intervals from the absolute
