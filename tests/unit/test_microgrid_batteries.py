@@ -45,6 +45,9 @@ def test_scenario_parameters_set_the_day_and_policy_and_refuse_the_unknown() -> 
         Microgrid(SimConfig(machines=20, params=(("colour", "red"),)))
     with pytest.raises(ValueError, match="battery_policy"):
         Microgrid(SimConfig(machines=20, params=(("battery_policy", "greedy"),)))
+    assert Microgrid(SimConfig(machines=200, params=(("feeder_size", "50"),))).feeders == 4
+    with pytest.raises(ValueError, match="feeder_size"):
+        Microgrid(SimConfig(machines=20, params=(("feeder_size", "0"),)))
 
 
 def test_feeder_prices_follow_the_net_position_and_the_cap_at_the_top_of_the_hour() -> None:

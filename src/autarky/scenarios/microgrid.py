@@ -11,9 +11,9 @@ four 15-minute readings of the past hour and its orders for the four intervals o
 hour-ahead auction). PV inverters ask their :class:`~autarky.models.PvForecaster` forecast at the
 feed-in price; households bid their :class:`~autarky.models.LoadForecaster` forecast at the grid
 tariff; EV chargers bid full power in the cheapest hours before departure; batteries bid (charge)
-and ask (discharge) what their :class:`~autarky.models.BatteryScheduler` plan says, at break-even
-limit prices; the grid gateway of each feeder asks without limit at the tariff and bids at the
-feed-in price, so every book clears. The oracle reporters report the grid tariff (the auction's
+and ask (discharge) what their :class:`~autarky.models.BatteryScheduler` plan says (below); the
+grid gateway of each feeder asks without limit at the tariff and bids at the feed-in price, so
+every book clears. The oracle reporters report the grid tariff (the auction's
 price cap) and the weather each hour. A PV inverter that sees its output collapse posts a repair
 job with a bounty; the maintenance provider accepts it, repairs (two hours) and completes; the
 inverter attests when it produces again; the bounty is paid after the dispute window.
@@ -23,25 +23,47 @@ inverter attests when it produces again; the bounty is paid after the dispute wi
 Each hour the first machine that needs a forecast runs ``forecast_batch`` for every PV inverter
 (and every household) in one call; each machine's handler takes its row and records it as its
 decision, with exactly the inputs the policy's ``decide`` takes for that machine. The batteries'
-linear programmes (96 intervals ahead) are solved together with ``plan_batch`` (one sparse LP): a
-battery re-plans every ``REPLAN_MS`` (four hours; the model allows hourly, but one battery's solve
-costs ~3-4 ms and the plans barely change within a few hours) or as soon as its state of charge has
-drifted more than the model's ``soc_tolerance_wh`` from its plan (partial fills), and follows its
-plan in between. Its price forecast per interval: the clearing price of the same interval a day
-before if the market has one, else the tariff, or the feed-in price where the feeder's aggregate PV
-forecast exceeds its aggregate load forecast (a midday surplus clears at the feed-in price).
-Limit prices are break-even: a charge bid pays at most the planned discharges' mean price times the
-round-trip efficiency, a discharge ask asks at least the planned charges' mean price over it;
-quantities are capped by what the battery can take or deliver given its open orders.
+linear programmes (96 intervals ahead) are solved together with ``plan_batch`` (sparse LPs of 64
+batteries): a battery re-plans every ``REPLAN_MS`` (four hours; one battery's solve costs a few ms),
+as soon as its state of charge has drifted more than the model's ``soc_tolerance_wh`` from its plan
+(partial fills), or when its feeder's forecast for the hours the plan still runs has moved by more
+than ``FORECAST_TOLERANCE``, and follows its plan in between.
 
-**Battery earnings** (metric ``battery_earnings``): the LP batteries' value is measured **on chain**:
-the change of the batteries' bank balances from genesis to the end (escrow is empty at the end),
-plus the energy left in them (state of charge minus the starting one, times the discharge
-efficiency) at the mean realised clearing price. The rule-based baseline is a **counterfactual on
-the same seed and the same realised prices**: each battery's same parameters and starting charge
-run the rule (charge at full power 10:00-15:00 local, discharge at the evening peak tariff), valued
-as a price-taker at each interval's realised clearing price (every order assumed filled, which
-favours the rule), plus its energy left valued the same way.
+**Batteries in a small market.** A feeder's book clears at the tariff where the feeder lacks energy
+(the gateway sells the rest) and at the feed-in price where it has too much (the gateway buys the
+rest), until the batteries' own orders are the margin: then they set the price, against
+themselves. So each hour the fleet forecasts each feeder's net position (its PV forecasts minus its
+load forecasts, per interval) and its price (:func:`feeder_prices`: the feed-in price where the
+feeder has a surplus, else the tariff, and at the top of an hour at most the previous hour's tariff:
+the auction's cap until the oracle reports), and each battery's LP plans with that price and within
+its share, by capacity, of what the market takes at it (:func:`market_caps`: ``MARKET_SHARE`` of the
+surplus to buy, of the deficit to sell), so that a feeder's batteries together buy no more than its
+surplus and sell no more than its deficit. Orders: a bid at most a unit over the forecast price,
+never above break-even (the planned discharges' mean price times the round-trip efficiency) but
+over the feed-in price (where the gateway's own bid would win the tie); an ask at least a unit under
+it and never under what the planned charges cost after losses; quantities capped by what the battery
+can take or deliver given its open orders (:class:`Storage`).
+
+Parameters (``autarky sim run microgrid --param NAME=VALUE``): ``battery_policy`` ``lp`` (default,
+``battery-lp/1``) or ``rule`` (``battery-rule/1``: full power 10:00-15:00 local, full power at the
+evening-peak tariff, with the same order rules: :func:`rule_plans`); ``day`` ``YYYY-MM-DD`` (default
+2026-06-15, a summer day); ``feeder_size`` (default 500 machines). Sites are numbered and the
+batteries, EV chargers and PV inverters belong to the first ones, so the first feeders hold them:
+with 10,000 machines seven feeders have a battery, a PV inverter and an EV charger beside each of
+their (about 200) households, with 1,000 one feeder has 148 batteries for 200 households; ``feeder_size``
+reproduces a feeder like 10,000 machines' at a small scale (500 machines, ``feeder_size=125``: 50 of
+each).
+
+**Battery earnings** (metric ``battery_earnings``): the policy the batteries followed is measured
+**on chain**: the change of their bank balances from genesis to the end (every book settled, escrow
+empty), plus the energy left in them (state of charge minus the starting one, times the discharge
+efficiency) at the mean clearing price of their feeder's day. In an LP run the rule is measured the
+same way on the same seed by **replaying** it against the run's books (every order but the
+batteries' is independent of what the batteries do): its orders, placed hour by hour from the charge
+its own fills left, are cleared by the market's auction and settled by its settlement rules, so its
+orders move its prices and fill in part as they would on chain
+(:mod:`autarky.scenarios._battery_replay`; but for how ties between orders at the same limit price
+are broken, the same as a ``battery_policy=rule`` run).
 """
 
 from __future__ import annotations
@@ -210,6 +232,7 @@ class Microgrid(Scenario):
     params: ClassVar[Mapping[str, str]] = {
         "battery_policy": "lp (default): the home batteries follow battery-lp/1; rule: battery-rule/1",
         "day": "YYYY-MM-DD: the simulated day, from local midnight (UTC+1); default 2026-06-15",
+        "feeder_size": "machines per feeder (market zone); default 500",
     }
 
     def __init__(self, config: SimConfig) -> None:
@@ -225,7 +248,10 @@ class Microgrid(Scenario):
         config = self.config
         self.rng = np.random.default_rng(config.seed)
         n = config.machines
-        feeders = max(1, -(-n // FEEDER_SIZE))
+        feeder_size = self.param("feeder_size", str(FEEDER_SIZE))
+        if not feeder_size.isdigit() or int(feeder_size) < 1:
+            raise ValueError(f"feeder_size must be a whole number of machines >= 1, not {feeder_size!r}")
+        feeders = max(1, -(-n // int(feeder_size)))
         fixed = 3 + feeders + max(1, n // 500)
         rest = max(4, n - fixed)
         self.counts = {
