@@ -41,3 +41,17 @@ def test_sim_list_and_unknown_scenario(tmp_path: Path) -> None:
     assert "microgrid" in json.loads(listed.stdout)["scenarios"]
     unknown = _autarky("sim", "run", "nowhere", "--no-progress", cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown scenario" in unknown.stderr
+
+
+def test_sim_run_refuses_unknown_and_malformed_parameters(tmp_path: Path) -> None:
+    unknown = _autarky("sim", "run", "microgrid", "--param", "colour=red", "--no-progress", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no parameter colour" in unknown.stderr
+    malformed = _autarky(
+        "sim", "run", "microgrid", "--param", "battery_policy", "--no-progress", cwd=tmp_path
+    )
+    assert malformed.returncode == 2 and "NAME=VALUE" in malformed.stderr
+    bad = _autarky(
+        "sim", "run", "microgrid", "--param", "battery_policy=greedy", "--no-progress", cwd=tmp_path
+    )
+    assert bad.returncode == 2 and "battery_policy" in bad.stderr
+    assert not (tmp_path / "sim-microgrid-1").exists()

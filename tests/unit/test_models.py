@@ -219,6 +219,56 @@ def test_pending_plans_are_the_same_wherever_each_group_is_solved(monkeypatch: p
             assert np.array_equal(getattr(a, field), getattr(b, field))
 
 
+def test_plan_batch_keeps_grid_import_and_export_within_their_bounds() -> None:
+    """The bounds are how much the market takes at the planned price: the LP buys and sells no more,
+    and where a cheap interval is bounded it spreads its charging over the others."""
+    spec = BatterySpec(10_000, 5000, 5000, 9500, 9500, 1000, 9500)
+    prices = np.asarray([[10.0] * 32 + [40.0] * 32 + [10.0] * 32])
+    net = np.zeros((1, 96))
+    free = plan_batch([spec], np.asarray([1000.0]), net, prices, 6.0, 1.0)[0]
+    buy = np.full((1, 96), np.inf)
+    buy[0, :32] = 300.0
+    sell = np.full((1, 96), 400.0)
+    bounded = plan_batch(
+        [spec], np.asarray([1000.0]), net, prices, 6.0, 1.0, import_max_wh=buy, export_max_wh=sell
+    )[0]
+    assert bounded.import_wh[:32].max() > free.import_wh[:32].max() / 10  # still charges cheaply
+    assert np.all(bounded.import_wh <= buy[0] + 1e-6) and np.all(bounded.export_wh <= 400.0 + 1e-6)
+    assert free.export_wh.max() > 400.0  # unbounded, it would sell more in one interval
+    assert bounded.export_wh[32:64].sum() > 0 and bounded.import_wh[:32].sum() > 0
+    unbounded = plan_batch(
+        [spec], np.asarray([1000.0]), net, prices, 6.0, 1.0, import_max_wh=np.full((1, 96), np.inf)
+    )[0]
+    assert np.allclose(unbounded.import_wh, free.import_wh) and np.allclose(
+        unbounded.export_wh, free.export_wh
+    )
+
+
+def test_battery_scheduler_takes_its_bounds_as_inputs() -> None:
+    spec = BatterySpec(10_000, 5000, 5000, 9600, 9600, 1000, 9500)
+    prices = [10] * 32 + [40] * 32 + [10] * 32
+    bounded = BatteryScheduler(battery_lp_model(), spec)
+    bounded.decide(
+        {
+            "time_ms": 0,
+            "soc_wh": 1000,
+            "prices": prices,
+            "import_max_wh": [200] * 96,
+            "export_max_wh": [250] * 96,
+        }
+    )
+    assert bounded.plan is not None
+    assert bounded.plan.import_wh.max() <= 200 + 1e-6 and bounded.plan.export_wh.max() <= 250 + 1e-6
+    with pytest.raises(InputError):
+        BatteryScheduler(battery_lp_model(), spec).decide(
+            {"time_ms": 0, "soc_wh": 1000, "prices": prices, "import_max_wh": [200] * 95}
+        )
+    with pytest.raises(InputError):
+        BatteryScheduler(battery_lp_model(), spec).decide(
+            {"time_ms": 0, "soc_wh": 1000, "prices": prices, "export_max_wh": [-1] * 96}
+        )
+
+
 # --- anomaly detection ---------------------------------------------------------------------------
 
 

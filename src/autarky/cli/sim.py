@@ -43,6 +43,14 @@ def run(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object with the metrics.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar on stderr.")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="A scenario parameter NAME=VALUE (repeatable), e.g. battery_policy=rule for microgrid.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its report (metrics.json, report.html, decisions.sqlite).
 
@@ -53,12 +61,27 @@ def run(
 
     output.set_json_mode(json_out)
     try:
-        get(name)
+        scenario_class = get(name)
     except KeyError as exc:
         output.error(str(exc.args[0]))
         raise typer.Exit(2) from None
+    params = [item.partition("=") for item in param or []]
+    if any(not key or not sep for key, sep, _ in params):
+        output.error("--param takes NAME=VALUE")
+        raise typer.Exit(2)
     folder = out if out is not None else Path(f"sim-{name}-{seed}")
-    config = SimConfig(machines=machines, hours=hours, seed=seed, out=folder)
+    config = SimConfig(
+        machines=machines,
+        hours=hours,
+        seed=seed,
+        out=folder,
+        params=tuple((key, value) for key, _, value in params),
+    )
+    try:
+        scenario_class(config)  # refuses unknown parameters and bad values before the run
+    except ValueError as exc:
+        output.error(str(exc))
+        raise typer.Exit(2) from None
     if no_progress:
         metrics = run_scenario(name, config)
     else:

@@ -7,7 +7,13 @@ price units per kWh): charge c_t, discharge d_t, grid import i_t and export e_t,
     minimise   sum_t  buy_t i_t - sell_t e_t + wear (c_t + d_t)        buy_t = p_t, sell_t = p_t - spread
     subject to i_t - e_t - c_t + d_t = load_t - pv_t
                s_t = s_{t-1} + eta_c c_t - d_t / eta_d,     soc_min <= s_t <= soc_max
-               0 <= c_t <= P_c dt,  0 <= d_t <= P_d dt,  i_t, e_t >= 0
+               0 <= c_t <= P_c dt,  0 <= d_t <= P_d dt,  0 <= i_t <= I_t,  0 <= e_t <= E_t
+
+``I_t`` and ``E_t`` (default: no bound) are how much the battery may buy and sell in interval t at
+the price ``p_t`` it plans with: in a small market its own orders move the price, so a planner
+that only knew prices would buy and sell more than the market can take at them (``plan_batch``'s
+``import_max_wh`` and ``export_max_wh``; the microgrid scenario gives each battery its share of its
+feeder's forecast surplus and deficit).
 
 A solve takes a few milliseconds (scipy's HiGHS, sparse), so the scheduler re-plans at most every
 ``replan_every_ms`` (default one hour) and follows its plan in between (``decide`` then costs tens of
@@ -85,9 +91,17 @@ class Plan:
 
 
 def _lp_one(
-    spec: BatterySpec, soc_wh: float, net_wh: Floats, buy: Floats, sell: Floats, wear: float
+    spec: BatterySpec,
+    soc_wh: float,
+    net_wh: Floats,
+    buy: Floats,
+    sell: Floats,
+    wear: float,
+    import_max_wh: Floats | None = None,
+    export_max_wh: Floats | None = None,
 ) -> tuple[Floats, Any, Floats, Floats, Floats]:
-    """Objective, equality matrix, right-hand side and bounds of one battery's LP (5T variables)."""
+    """Objective, equality matrix, right-hand side and bounds of one battery's LP (5T variables);
+    ``import_max_wh`` and ``export_max_wh`` bound the grid import and export per interval."""
     t = net_wh.size
     eta_c = spec.charge_efficiency_bp / 10_000
     eta_d = spec.discharge_efficiency_bp / 10_000
@@ -106,7 +120,8 @@ def _lp_one(
         [
             np.full(t, spec.max_charge_w * DT_H),
             np.full(t, spec.max_discharge_w * DT_H),
-            np.full(2 * t, np.inf),
+            np.full(t, np.inf) if import_max_wh is None else import_max_wh,
+            np.full(t, np.inf) if export_max_wh is None else export_max_wh,
             np.full(t, float(spec.soc_max_wh)),
         ]
     )
@@ -122,14 +137,22 @@ def plan_batch(
     wear: float,
     start_ms: int = 0,
     pool: Executor | None = None,
+    import_max_wh: Floats | None = None,
+    export_max_wh: Floats | None = None,
 ) -> list[Plan]:
     """Plans for many batteries: ``net_wh`` and ``prices`` (M, T). Up to ``BATCH_LP_BATTERIES``
     batteries share one sparse LP (block-diagonal, one solver call); more are solved in groups of
     that size, since the batteries are independent and the solver's time grows faster than the
     LP's size (one LP for 740 batteries took 20 s, its groups of 64 about 6 s). With a ``pool``
     (worker processes), the groups are solved there while this process solves the groups no
-    worker has started (:class:`PendingPlans`): the same groups, so the same plans."""
-    return start_plan_batch(specs, soc_wh, net_wh, prices, spread, wear, start_ms, pool).result()
+    worker has started (:class:`PendingPlans`): the same groups, so the same plans.
+
+    ``import_max_wh`` and ``export_max_wh`` (M, T), when given, bound each battery's grid import and
+    export per interval (Wh; ``inf`` where there is no bound): what the market can take from it at
+    the planned price (module docstring)."""
+    return start_plan_batch(
+        specs, soc_wh, net_wh, prices, spread, wear, start_ms, pool, import_max_wh, export_max_wh
+    ).result()
 
 
 def start_plan_batch(
@@ -141,13 +164,28 @@ def start_plan_batch(
     wear: float,
     start_ms: int = 0,
     pool: Executor | None = None,
+    import_max_wh: Floats | None = None,
+    export_max_wh: Floats | None = None,
 ) -> PendingPlans:
     """:func:`plan_batch`, handed to ``pool``'s workers and collected by :meth:`PendingPlans.result`,
     so the caller can do other work while they solve (a simulation's other machines)."""
     net = np.atleast_2d(np.asarray(net_wh, dtype=np.float64))
     price = np.atleast_2d(np.asarray(prices, dtype=np.float64))
+    inf = np.full(net.shape, np.inf)
+    imax = inf if import_max_wh is None else np.atleast_2d(np.asarray(import_max_wh, dtype=np.float64))
+    emax = inf if export_max_wh is None else np.atleast_2d(np.asarray(export_max_wh, dtype=np.float64))
     groups = [
-        (specs[first:last], soc_wh[first:last], net[first:last], price[first:last], spread, wear, start_ms)
+        (
+            specs[first:last],
+            soc_wh[first:last],
+            net[first:last],
+            price[first:last],
+            spread,
+            wear,
+            start_ms,
+            imax[first:last],
+            emax[first:last],
+        )
         for first in range(0, len(specs), BATCH_LP_BATTERIES)
         for last in (first + BATCH_LP_BATTERIES,)
     ]
@@ -198,10 +236,21 @@ def _plan_group(
     spread: float,
     wear: float,
     start_ms: int,
+    import_max_wh: Floats,
+    export_max_wh: Floats,
 ) -> list[Plan]:
     soc0 = [min(max(float(soc_wh[k]), spec.soc_min_wh), spec.soc_max_wh) for k, spec in enumerate(specs)]
     parts = [
-        _lp_one(spec, soc0[k], net[k], price[k] / 1000.0, (price[k] - spread) / 1000.0, wear / 1000.0)
+        _lp_one(
+            spec,
+            soc0[k],
+            net[k],
+            price[k] / 1000.0,
+            (price[k] - spread) / 1000.0,
+            wear / 1000.0,
+            import_max_wh[k],
+            export_max_wh[k],
+        )
         for k, spec in enumerate(specs)
     ]
     result = linprog(
@@ -257,6 +306,16 @@ def _unpack(inputs: Inputs) -> tuple[int, int, Floats, Floats]:
     return time_ms, soc, prices, net
 
 
+def _bounds(inputs: Inputs, key: str, intervals: int) -> Floats:
+    """An optional per-interval bound (Wh, >= 0) over the priced intervals; absent: no bound."""
+    values = optional_ints(inputs, key)
+    if values is None:
+        return np.full(intervals, np.inf)
+    if len(values) < intervals or min(values[:intervals], default=0) < 0:
+        raise InputError(f"{key} must cover every priced interval with amounts >= 0")
+    return np.asarray(values[:intervals], dtype=np.float64)
+
+
 def _decision(plan: Plan, index: int, spec: BatterySpec, replanned: bool) -> dict[str, Any]:
     round_trip = spec.charge_efficiency_bp * spec.discharge_efficiency_bp / 1e8
     return {
@@ -272,8 +331,10 @@ class BatteryScheduler:
     """LP battery scheduling (``battery-lp/1``).
 
     ``decide({"time_ms", "soc_wh", "prices": [ints per kWh, one per interval from time_ms],
-    "pv_wh"?: [ints], "load_wh"?: [ints]})`` -> ``{"charge_wh", "discharge_wh", "order": {"side":
-    "bid"|"ask"|"none", "quantity_wh", "limit_price"}, "plan_start_ms", "replanned"}``.
+    "pv_wh"?: [ints], "load_wh"?: [ints], "import_max_wh"?: [ints], "export_max_wh"?: [ints]})`` ->
+    ``{"charge_wh", "discharge_wh", "order": {"side": "bid"|"ask"|"none", "quantity_wh",
+    "limit_price"}, "plan_start_ms", "replanned"}``. ``import_max_wh`` and ``export_max_wh`` bound
+    the grid import and export of each priced interval (module docstring; default: no bound).
     Re-plans when the last plan is ``replan_every_ms`` old, when the state of charge drifted more than
     ``soc_tolerance_wh`` from the plan, or when the plan ran out; otherwise follows the plan.
     """
@@ -309,8 +370,19 @@ class BatteryScheduler:
         index = self._index_in_plan(time_ms, soc)
         if index is not None and self.plan is not None:
             return _decision(self.plan, index, self.spec, False)
+        import_max, export_max = (
+            _bounds(inputs, key, prices.size) for key in ("import_max_wh", "export_max_wh")
+        )
         self.plan = plan_batch(
-            [self.spec], np.asarray([soc]), net[None, :], prices[None, :], self.spread, self.wear, time_ms
+            [self.spec],
+            np.asarray([soc]),
+            net[None, :],
+            prices[None, :],
+            self.spread,
+            self.wear,
+            time_ms,
+            import_max_wh=import_max[None, :],
+            export_max_wh=export_max[None, :],
         )[0]
         self.solves += 1
         return _decision(self.plan, 0, self.spec, True)

@@ -44,6 +44,9 @@ class SimConfig:
     out: Path | None = None
     """The report folder (None: no files are written)."""
     start_ms: int = DAY_START_MS
+    params: tuple[tuple[str, str], ...] = ()
+    """Scenario parameters ``(name, value)`` (``autarky sim run --param name=value``); a scenario
+    lists those it takes in ``Scenario.params`` and refuses others."""
 
 
 class Scenario:
@@ -63,10 +66,24 @@ class Scenario:
     """The moment this scenario's day always starts (its season and sun: a summer day for the
     farm), whatever ``SimConfig.start_ms`` says; None: the config's."""
 
+    params: ClassVar[Mapping[str, str]] = {}
+    """The parameters this scenario takes (``SimConfig.params``): name -> what it sets."""
+
     def __init__(self, config: SimConfig) -> None:
+        unknown = sorted({name for name, _ in config.params} - set(self.params))
+        if unknown:
+            takes = ", ".join(sorted(self.params)) or "none"
+            raise ValueError(
+                f"scenario {self.name} has no parameter {', '.join(unknown)} (it takes: {takes})"
+            )
         if self.day_start_ms is not None and config.start_ms != self.day_start_ms:
             config = replace(config, start_ms=self.day_start_ms)
         self.config = config
+
+    def param(self, name: str, default: str) -> str:
+        """The value of parameter ``name`` in the config (the last one given), else ``default``."""
+        assert name in self.params, name
+        return dict(self.config.params).get(name, default)
 
     @property
     def start_ms(self) -> int:

@@ -11,9 +11,9 @@ four 15-minute readings of the past hour and its orders for the four intervals o
 hour-ahead auction). PV inverters ask their :class:`~autarky.models.PvForecaster` forecast at the
 feed-in price; households bid their :class:`~autarky.models.LoadForecaster` forecast at the grid
 tariff; EV chargers bid full power in the cheapest hours before departure; batteries bid (charge)
-and ask (discharge) what their :class:`~autarky.models.BatteryScheduler` plan says, at break-even
-limit prices; the grid gateway of each feeder asks without limit at the tariff and bids at the
-feed-in price, so every book clears. The oracle reporters report the grid tariff (the auction's
+and ask (discharge) what their :class:`~autarky.models.BatteryScheduler` plan says (below); the
+grid gateway of each feeder asks without limit at the tariff and bids at the feed-in price, so
+every book clears. The oracle reporters report the grid tariff (the auction's
 price cap) and the weather each hour. A PV inverter that sees its output collapse posts a repair
 job with a bounty; the maintenance provider accepts it, repairs (two hours) and completes; the
 inverter attests when it produces again; the bounty is paid after the dispute window.
@@ -23,37 +23,60 @@ inverter attests when it produces again; the bounty is paid after the dispute wi
 Each hour the first machine that needs a forecast runs ``forecast_batch`` for every PV inverter
 (and every household) in one call; each machine's handler takes its row and records it as its
 decision, with exactly the inputs the policy's ``decide`` takes for that machine. The batteries'
-linear programmes (96 intervals ahead) are solved in groups of sparse LPs (``start_plan_batch``) in
-a worker process while the other devices act (the batteries act ``BATTERY_DELAY_MS`` after them,
-and solve what no worker has started themselves): a battery re-plans every ``REPLAN_MS`` (four
-hours; the model allows hourly, but one battery's solve costs ~3-4 ms and the plans barely change
-within a few hours) or as soon as its state of charge has drifted more than the model's
-``soc_tolerance_wh`` from its plan (partial fills), and follows its
-plan in between. Its price forecast per interval: the clearing price of the same interval a day
-before if the market has one, else the tariff, or the feed-in price where the feeder's aggregate PV
-forecast exceeds its aggregate load forecast (a midday surplus clears at the feed-in price).
-Limit prices are break-even: a charge bid pays at most the planned discharges' mean price times the
-round-trip efficiency, a discharge ask asks at least the planned charges' mean price over it;
-quantities are capped by what the battery can take or deliver given its open orders.
+linear programmes (96 intervals ahead) are solved in sparse LPs of 64 batteries
+(``start_plan_batch``) in a worker process while the other devices act (the batteries act
+``BATTERY_DELAY_MS`` after them, and solve what no worker has started themselves): a battery
+re-plans every ``REPLAN_MS`` (four hours; one battery's solve costs a few ms), as soon as its state
+of charge has drifted more than the model's ``soc_tolerance_wh`` from its plan (partial fills), or
+when its feeder's forecast for the hours the plan still runs has moved by more than
+``FORECAST_TOLERANCE``, and follows its plan in between.
 
-**Battery earnings** (metric ``battery_earnings``): the LP batteries' value is measured **on chain**:
-the change of the batteries' bank balances from genesis to the end (escrow is empty at the end),
-plus the energy left in them (state of charge minus the starting one, times the discharge
-efficiency) at the mean realised clearing price. The rule-based baseline is a **counterfactual on
-the same seed and the same realised prices**: each battery's same parameters and starting charge
-run the rule (charge at full power 10:00-15:00 local, discharge at the evening peak tariff), valued
-as a price-taker at each interval's realised clearing price (every order assumed filled, which
-favours the rule), plus its energy left valued the same way.
+**Batteries in a small market.** A feeder's book clears at the tariff where the feeder lacks energy
+(the gateway sells the rest) and at the feed-in price where it has too much (the gateway buys the
+rest), until the batteries' own orders are the margin: then they set the price, against
+themselves. So each hour the fleet forecasts each feeder's net position (its PV forecasts minus its
+load forecasts, per interval) and its price (:func:`feeder_prices`: the feed-in price where the
+feeder has a surplus, else the tariff, and at the top of an hour at most the previous hour's tariff:
+the auction's cap until the oracle reports), and each battery's LP plans with that price and within
+its share, by capacity, of what the market takes at it (:func:`market_caps`: ``MARKET_SHARE`` of the
+surplus to buy, of the deficit to sell), so that a feeder's batteries together buy no more than its
+surplus and sell no more than its deficit. Orders: a bid at most a unit over the forecast price,
+never above break-even (the planned discharges' mean price times the round-trip efficiency) but
+over the feed-in price (where the gateway's own bid would win the tie); an ask at least a unit under
+it and never under what the planned charges cost after losses; quantities capped by what the battery
+can take or deliver given its open orders (:class:`Storage`).
+
+Parameters (``autarky sim run microgrid --param NAME=VALUE``): ``battery_policy`` ``lp`` (default,
+``battery-lp/1``) or ``rule`` (``battery-rule/1``: full power 10:00-15:00 local, full power at the
+evening-peak tariff, with the same order rules: :func:`rule_plans`); ``day`` ``YYYY-MM-DD`` (default
+2026-06-15, a summer day); ``feeder_size`` (default 500 machines). Sites are numbered and the
+batteries, EV chargers and PV inverters belong to the first ones, so the first feeders hold them:
+with 10,000 machines seven feeders have a battery, a PV inverter and an EV charger beside each of
+their (about 200) households, with 1,000 one feeder has 148 batteries for 200 households; ``feeder_size``
+reproduces a feeder like 10,000 machines' at a small scale (500 machines, ``feeder_size=125``: 50 of
+each).
+
+**Battery earnings** (metric ``battery_earnings``): the policy the batteries followed is measured
+**on chain**: the change of their bank balances from genesis to the end (every book settled, escrow
+empty), plus the energy left in them (state of charge minus the starting one, times the discharge
+efficiency) at the mean clearing price of their feeder's day. In an LP run the rule is measured the
+same way on the same seed by **replaying** it against the run's books (every order but the
+batteries' is independent of what the batteries do): its orders, placed hour by hour from the charge
+its own fills left, are cleared by the market's auction and settled by its settlement rules, so its
+orders move its prices and fill in part as they would on chain
+(:mod:`autarky.scenarios._battery_replay`; but for how ties between orders at the same limit price
+are broken, the same as a ``battery_policy=rule`` run).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -61,8 +84,9 @@ from autarky import world
 from autarky.agent import LedgerEvent, Machine, Skill
 from autarky.crypto.hashing import sha256
 from autarky.ledger.block import Receipt
+from autarky.ledger.state import StateReader
 from autarky.models import BatterySpec, LoadForecaster, PvForecaster, Trained
-from autarky.models.battery import PendingPlans, start_plan_batch
+from autarky.models.battery import PendingPlans, Plan, start_plan_batch
 from autarky.modules.bank import keeper as bank
 from autarky.modules.jobs import messages as jobs
 from autarky.modules.market import messages as market
@@ -99,15 +123,94 @@ LP_HORIZON = 96
 START_MS = 1_781_478_000_000
 """2026-06-15 00:00 at the site (UTC+1): a summer day."""
 MODELS = ("pv-forecaster", "load-forecaster", "battery-lp")
+LP_POLICY = "battery-lp/1"
+RULE_POLICY = "battery-rule/1"
+BATTERY_POLICIES = {"lp": LP_POLICY, "rule": RULE_POLICY}
+EARNINGS_METHOD = (
+    "the batteries' bank balance change from genesis to the end (every book settled, escrow empty) "
+    "plus the energy left (state of charge change x discharge efficiency) at the mean clearing price "
+    "of their feeder's day"
+)
+RULE_POLICY_TEXT = (
+    "charge at full power 10:00-15:00 local, discharge at full power at the evening-peak tariff; "
+    "orders placed an hour ahead with the same limit-price rules as the LP's"
+)
+RULE_REPLAY_METHOD = (
+    f"({RULE_POLICY_TEXT}) replayed against this run's books without the batteries' orders: placed "
+    "hour by hour from the charge its own fills left, cleared by the market's auction under the same "
+    "caps and settled by its settlement rules (its orders move its prices and may fill in part), "
+    "valued the same way at its own clearing prices; the rule on chain: --param battery_policy=rule"
+)
+MARKET_SHARE = 0.9
+"""The batteries of a feeder plan to buy at most this part of its forecast surplus, and to sell at
+most this part of its forecast deficit (forecasts err; beyond the real surplus or deficit the
+batteries' own orders set the price)."""
+FORECAST_TOLERANCE = 0.3
+"""An LP plan is made again when its feeder's net position forecast for the hours the plan still
+has to run (until ``REPLAN_MS``) has moved by more than this part of what it was (sum of absolute
+changes over sum of absolute values): a morning's PV forecast can be far off by noon."""
 
 
 def tariff(hour: int) -> int:
     return TARIFF[hour % 24]
 
 
+def local_midnight_ms(day: str) -> int:
+    """The start of a day (``YYYY-MM-DD``) at the site (UTC+1), in ms since the epoch."""
+    try:
+        date = datetime.date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f"day must be YYYY-MM-DD, not {day!r}") from None
+    return (date - datetime.date(1970, 1, 1)).days * world.DAY_MS - HOUR_MS
+
+
 def local_hour(time_ms: int) -> int:
     """The site's local hour (UTC+1) of a time."""
     return (time_ms // HOUR_MS + 1) % 24
+
+
+def feeder_prices(first_interval: int, net_wh: np.ndarray) -> np.ndarray:
+    """A feeder's price forecast (aut per Wh) for the intervals from the absolute interval
+    ``first_interval``, given its forecast net position ``net_wh`` (positive: a surplus). The grid
+    gateway buys any surplus at the feed-in price and sells any deficit at the tariff, so the price
+    is the feed-in price where the feeder has a surplus, else the tariff; but at most the previous
+    hour's tariff in the first interval of an hour, which clears before the oracle reports the new
+    one (the auction's cap)."""
+    prices = np.empty(net_wh.size)
+    for n in range(net_wh.size):
+        hour = local_hour((first_interval + n) * L)
+        price = tariff(hour)
+        if (first_interval + n) % PER_HOUR == 0:
+            price = min(price, tariff(hour - 1))
+        prices[n] = FEED_IN if net_wh[n] > 0 else price
+    return prices
+
+
+def gateway_shut_out(first_interval: int, count: int) -> np.ndarray:
+    """The intervals (from ``first_interval``) where the auction's cap, still the previous hour's
+    tariff, is under the gateway's ask: a deficit there has no energy to buy."""
+    shut = np.zeros(count, dtype=bool)
+    for n in range(count):
+        hour = local_hour((first_interval + n) * L)
+        shut[n] = (first_interval + n) % PER_HOUR == 0 and tariff(hour - 1) < tariff(hour)
+    return shut
+
+
+def market_caps(net_wh: np.ndarray, share: float, shut_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(buy, sell)``: how much a battery with ``share`` of its feeder's storage may plan to buy
+    and to sell per interval at the feeder's forecast price (:func:`feeder_prices`). Where the
+    feeder has a surplus it buys at the feed-in price, up to its share of ``MARKET_SHARE`` of the
+    surplus, and may sell any amount (the gateway buys all at that price); where it has a deficit
+    it sells at the tariff up to its share of ``MARKET_SHARE`` of the deficit, and may buy any
+    amount from the gateway, unless the cap shuts the gateway out. The batteries of a feeder
+    together then stay within what the market takes at the price they plan with, instead of moving
+    it against themselves (without these bounds ``battery-lp/1``, seeing one price for a whole sunny
+    afternoon, bought in its last quarter hours, and asked several times the evening's deficit)."""
+    part = MARKET_SHARE * share
+    surplus = net_wh > 0
+    buy = np.where(surplus, part * net_wh, np.where(shut_out, 0.0, np.inf))
+    sell = np.where(surplus, np.inf, part * -net_wh)
+    return buy, sell
 
 
 @dataclass
@@ -131,13 +234,29 @@ class Microgrid(Scenario):
     tail_ms = 5 * HOUR_MS
     block_every_ms = L
     day_start_ms = START_MS
+    params: ClassVar[Mapping[str, str]] = {
+        "battery_policy": "lp (default): the home batteries follow battery-lp/1; rule: battery-rule/1",
+        "day": "YYYY-MM-DD: the simulated day, from local midnight (UTC+1); default 2026-06-15",
+        "feeder_size": "machines per feeder (market zone); default 500",
+    }
 
     def __init__(self, config: SimConfig) -> None:
         super().__init__(config)
+        self.battery_policy = self.param("battery_policy", "lp")
+        if self.battery_policy not in BATTERY_POLICIES:
+            raise ValueError(
+                f"battery_policy must be one of {', '.join(BATTERY_POLICIES)}, not {self.battery_policy!r}"
+            )
+        day = self.param("day", "")
+        if day:
+            self.config = replace(self.config, start_ms=local_midnight_ms(day))
         config = self.config
         self.rng = np.random.default_rng(config.seed)
         n = config.machines
-        feeders = max(1, -(-n // FEEDER_SIZE))
+        feeder_size = self.param("feeder_size", str(FEEDER_SIZE))
+        if not feeder_size.isdigit() or int(feeder_size) < 1:
+            raise ValueError(f"feeder_size must be a whole number of machines >= 1, not {feeder_size!r}")
+        feeders = max(1, -(-n // int(feeder_size)))
         fixed = 3 + feeders + max(1, n // 500)
         rest = max(4, n - fixed)
         self.counts = {
@@ -154,9 +273,13 @@ class Microgrid(Scenario):
         self.cleared: dict[tuple[str, int], int] = {}
         """(zone, absolute interval) -> clearing price: the price history."""
         self._forecast_hour: int | None = None
+        self.forecast_log: dict[int, dict[str, np.ndarray]] = {}
+        """Hour -> each feeder's price forecast made then (the rule's replay places orders with it)."""
         self.solves = 0
         self.plans = 0
-        self._pending_plans: tuple[int, list[Battery], np.ndarray, PendingPlans] | None = None
+        self._pending_plans: (
+            tuple[list[Storage], np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], PendingPlans] | None
+        ) = None
 
     # -- genesis ------------------------------------------------------------------------------------
 
@@ -203,6 +326,9 @@ class Microgrid(Scenario):
         self.batteries: list[Battery] = [
             add("battery", Battery, i, 400_000) for i in range(self.counts["battery"])
         ]
+        self.zone_capacity_wh: dict[str, float] = defaultdict(float)
+        for battery in self.batteries:
+            self.zone_capacity_wh[battery.zone] += battery.store.spec.capacity_wh
         self.evs: list[EvCharger] = [add("ev", EvCharger, i, 400_000) for i in range(self.counts["ev"])]
         sessions = world.ev_sessions(seed, np.arange(len(self.evs)), self.start_ms - 24 * HOUR_MS, 3)
         for ev in self.evs:
@@ -406,58 +532,67 @@ class Microgrid(Scenario):
         )
         self.load_history = np.rint(self.load_w[:, c - HIST : c])
         self.load_forecast = self.load_model.forecast_batch(t, self.load_history, LP_HORIZON)
-        self.price_forecast = self._price_forecast(h)
+        self._market_forecast(h)
         self._plan_batteries(h)
 
-    def _price_forecast(self, h: int) -> dict[str, np.ndarray]:
-        """Per feeder, aut per Wh for the ``LP_HORIZON`` intervals from hour ``h + 1``: yesterday's
-        clearing price of the interval if known, else the tariff, or the feed-in price where the
-        feeder's PV forecast exceeds its load forecast."""
+    def _market_forecast(self, h: int) -> None:
+        """Per feeder, for the ``LP_HORIZON`` intervals from hour ``h + 1``: its net position from
+        its PV and load forecasts (``zone_net_wh``, Wh, positive: a surplus) and the price that
+        goes with it (``price_forecast``, :func:`feeder_prices`). The forecasts cover hours
+        ``h .. h+23``: the plan's last hour repeats hour ``h``."""
         first = self.start_ms // L + (h + 1) * PER_HOUR
-        ahead = slice(PER_HOUR, PER_HOUR + LP_HORIZON)
-        pv_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
-        load_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
+        order = np.r_[PER_HOUR:LP_HORIZON, 0:PER_HOUR]
+        net: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(LP_HORIZON))
         for pv in self.pvs:
-            pv_zone[pv.zone][: LP_HORIZON - PER_HOUR] += self.pv_forecast[pv.index, ahead][
-                : LP_HORIZON - PER_HOUR
-            ]
+            net[pv.zone] += self.pv_forecast[pv.index, order] / PER_HOUR
         for house in self.households:
-            load_zone[house.zone][: LP_HORIZON - PER_HOUR] += self.load_forecast[house.index, ahead][
-                : LP_HORIZON - PER_HOUR
-            ]
-        forecast = {}
-        for z in range(self.feeders):
-            zone = f"feeder-{z}"
-            prices = np.empty(LP_HORIZON)
-            for n in range(LP_HORIZON):
-                k_abs = first + n
-                known = self.cleared.get((zone, k_abs - 96))
-                if known is not None:
-                    prices[n] = known
-                elif n < LP_HORIZON - PER_HOUR and pv_zone[zone][n] > load_zone[zone][n]:
-                    prices[n] = FEED_IN
-                else:
-                    prices[n] = tariff(local_hour(k_abs * L))
-            forecast[zone] = prices
-        return forecast
+            net[house.zone] -= self.load_forecast[house.index, order] / PER_HOUR
+        self.zone_net_wh = {f"feeder-{z}": net[f"feeder-{z}"] for z in range(self.feeders)}
+        self.price_forecast = {zone: feeder_prices(first, n) for zone, n in self.zone_net_wh.items()}
+        self.forecast_log[h] = self.price_forecast
+        self.shut_out = gateway_shut_out(first, LP_HORIZON)
+
+    def market_caps(self, storage: Storage) -> tuple[np.ndarray, np.ndarray]:
+        """This battery's :func:`market_caps`: its share of its feeder's storage capacity."""
+        share = storage.spec.capacity_wh / self.zone_capacity_wh[storage.zone]
+        return market_caps(self.zone_net_wh[storage.zone], share, self.shut_out)
 
     def _plan_batteries(self, h: int) -> None:
-        """Start the LPs of the batteries whose plan is due, in the worker processes: the machines
-        before the batteries in each hour (households, PV) go on while they solve; a battery's
-        ``plan`` collects them (:meth:`collect_plans`). The inputs are fixed here, so the plans
-        do not depend on when they are collected."""
+        """Plan the batteries for hour ``h + 1``. The LPs of those whose plan is due start in the
+        worker process: the devices before the batteries in each hour (households, PV) go on while
+        they solve; a battery's ``plan`` collects them (:meth:`collect_plans`). Every input is fixed
+        here, so the plans do not depend on when they are collected."""
         self.collect_plans()
         plan_start = self.start_ms + (h + 1) * HOUR_MS
         now = self.start_ms + h * HOUR_MS + 1_000
-        for battery in self.batteries:
-            battery.clear_open(now)
-        due = [b for b in self.batteries if b.needs_plan(plan_start, self.lp_tolerance)]
+        stores = [b.store for b in self.batteries]
+        for store in stores:
+            store.clear_open(now)
+        if self.battery_policy == "rule":
+            for store, plan in zip(stores, rule_plans(stores, plan_start, self.price_forecast), strict=True):
+                store.follow(plan, store.projected_soc(plan_start))
+            self.plans += len(stores)
+            return
+        due = [
+            store
+            for store in stores
+            if store.needs_plan(plan_start, self.lp_tolerance, self.zone_net_wh[store.zone])
+        ]
         if not due:
             return
-        socs = np.asarray([b.projected_soc(plan_start) for b in due])
-        prices = np.stack([self.price_forecast[b.zone] * 1000.0 for b in due])  # per kWh
+        socs = np.asarray([store.projected_soc(plan_start) for store in due])
+        prices = np.stack([self.price_forecast[store.zone] * 1000.0 for store in due])  # per kWh
+        # Whole Wh, and no more than the battery can move in an interval anyway: the decision
+        # record's inputs (import_max_wh, export_max_wh) are exactly what the LP saw.
+        caps = [self.market_caps(store) for store in due]
+        buy = np.stack(
+            [np.floor(np.minimum(b, store.max_wh)) for store, (b, _) in zip(due, caps, strict=True)]
+        )
+        sell = np.stack(
+            [np.floor(np.minimum(e, store.max_wh)) for store, (_, e) in zip(due, caps, strict=True)]
+        )
         pending = start_plan_batch(
-            [b.spec for b in due],
+            [store.spec for store in due],
             socs,
             np.zeros((len(due), LP_HORIZON)),
             prices,
@@ -465,24 +600,22 @@ class Microgrid(Scenario):
             self.lp_wear,
             plan_start,
             pool=self.ctx.workers,
+            import_max_wh=buy,
+            export_max_wh=sell,
         )
         self.solves += 1
         self.plans += len(due)
-        self._pending_plans = (plan_start, due, socs, pending)
+        nets = [self.zone_net_wh[store.zone] for store in due]
+        self._pending_plans = (due, socs, buy, sell, nets, pending)
 
     def collect_plans(self) -> None:
-        """Give the batteries the plans started by :meth:`_plan_batteries` (waiting if need be)."""
+        """The batteries follow the plans :meth:`_plan_batteries` started (waiting if need be)."""
         if self._pending_plans is None:
             return
-        plan_start, due, socs, pending = self._pending_plans
+        due, socs, buy, sell, nets, pending = self._pending_plans
         self._pending_plans = None
-        for battery, plan, soc in zip(due, pending.result(), socs, strict=True):
-            battery.lp_plan = plan
-            battery.plan_inputs = {
-                "time_ms": plan_start,
-                "soc_wh": round(float(soc)),
-                "prices": [round(float(p)) for p in plan.prices],
-            }
+        for k, (store, plan) in enumerate(zip(due, pending.result(), strict=True)):
+            store.follow(plan, float(socs[k]), nets[k], (buy[k], sell[k]))
 
     # -- results ------------------------------------------------------------------------------------
 
@@ -493,20 +626,7 @@ class Microgrid(Scenario):
             ctx.recorder.series[f"energy/{name}"] = [
                 [float(x), float(v)] for x, v in zip(hours[:n], values[:n], strict=True)
             ]
-        first = self.start_ms // L
-        state = ctx.chain.state
-        lp_value = rule_value = 0.0
-        for b in self.batteries:
-            realised = np.asarray(
-                [
-                    self.cleared.get((b.zone, first + k), tariff(local_hour((first + k) * L)))
-                    for k in range(n)
-                ],
-                dtype=float,
-            )
-            wallet = bank.balance(state, b.did, ASSET) - b.genesis_balance
-            lp_value += wallet + (b.soc - b.soc0) * b.eta_d * float(realised.mean())
-            rule_value += b.rule_counterfactual(realised, n)
+        earnings = self._battery_earnings(ctx.chain.state)
         jobs_posted = sum(1 for pv in self.pvs if pv.job is not None)
         return {
             "machines_by_kind": {
@@ -518,21 +638,8 @@ class Microgrid(Scenario):
                 "oracle-reporter": len(self.reporters),
                 "maintenance-provider": len(self.providers),
             },
-            "battery_policy": "battery-lp/1",
-            "battery_earnings": {
-                "policy": "battery-lp/1",
-                "policy_value": int(lp_value),
-                "rule_counterfactual_value": int(rule_value),
-                "lp_beats_rule": bool(lp_value > rule_value),
-                "lp_solves": self.solves,
-                "battery_plans": self.plans,
-                "method": "battery-lp/1 measured on chain: the batteries' bank balance change from genesis "
-                "to the end (escrow empty) plus the energy left (SoC change x discharge efficiency) at the "
-                "mean realised clearing price; RuleBattery (charge 10-15 h local, discharge at the evening "
-                "peak) as a counterfactual with the same batteries and starting charge, valued as a "
-                "price-taker at the same realised clearing prices (every order assumed filled), plus its "
-                "energy left valued the same way",
-            },
+            "battery_policy": BATTERY_POLICIES[self.battery_policy],
+            "battery_earnings": earnings,
             "models": {name: t.model_hash.hex() for name, t in sorted(self.models.items())},
             "model_dir": str(ctx.model_dir),
             "energy_wh": {name: int(v[:n].sum()) for name, v in sorted(self.energy.items())},
@@ -540,6 +647,55 @@ class Microgrid(Scenario):
             "repair_jobs_posted": jobs_posted,
             "repairs_paid": int(ctx.recorder.counters.get("jobs.closed", 0)),
         }
+
+    def _battery_earnings(self, state: StateReader) -> dict[str, Any]:
+        """The policy the batteries followed, measured on chain; in an LP run also the rule, replayed
+        against the run's books (:mod:`autarky.scenarios._battery_replay`). Both the same way: money
+        settled to the batteries plus the energy left, at the mean clearing price their feeder had."""
+        from autarky.scenarios._battery_replay import replay_rule
+
+        value = sum(
+            bank.balance(state, b.did, ASSET)
+            - b.genesis_balance
+            + self._left_value(b.store, self._day_prices(b.zone))
+            for b in self.batteries
+        )
+        earnings: dict[str, Any] = {
+            "policy": BATTERY_POLICIES[self.battery_policy],
+            "policy_value": int(value),
+            "rule_counterfactual_value": None,
+            "lp_beats_rule": None,
+            "lp_solves": self.solves,
+            "battery_plans": self.plans,
+            "method": f"{BATTERY_POLICIES[self.battery_policy]} on chain: {EARNINGS_METHOD}",
+        }
+        if self.battery_policy == "lp":
+            replay = replay_rule(self, state)
+            rule = sum(
+                money + self._left_value(store, replay.prices[store.zone])
+                for money, store in zip(replay.money, replay.stores, strict=True)
+            )
+            earnings["rule_counterfactual_value"] = int(rule)
+            earnings["lp_beats_rule"] = bool(value > rule)
+            earnings["method"] += f"; {RULE_POLICY} {RULE_REPLAY_METHOD}"
+        return earnings
+
+    def _day_prices(self, zone: str) -> np.ndarray:
+        """The feeder's clearing price of each interval of the day (the tariff where nothing traded)."""
+        first = self.start_ms // L
+        return np.asarray(
+            [
+                self.cleared.get((zone, first + k), tariff(local_hour((first + k) * L)))
+                for k in range(self.config.hours * PER_HOUR)
+            ],
+            dtype=float,
+        )
+
+    @staticmethod
+    def _left_value(store: Storage, prices: np.ndarray) -> float:
+        """The energy a battery has left over what it started with (negative: less), as it could
+        deliver it (after discharge losses), at the mean of ``prices``."""
+        return (store.soc - store.soc0) * store.eta_d * float(prices.mean())
 
     def sections(self, metrics: dict[str, Any], series: dict[str, Any]) -> list[Section]:
         energy = {k.removeprefix("energy/"): v for k, v in series.items() if k.startswith("energy/")}
@@ -558,9 +714,13 @@ class Microgrid(Scenario):
                     [
                         ("policy followed", earn["policy"]),
                         ("its value, on chain (aut)", earn["policy_value"]),
-                        ("RuleBattery counterfactual (aut)", earn["rule_counterfactual_value"]),
+                        *(
+                            [("battery-rule/1 replayed on this run's books (aut)", replayed)]
+                            if (replayed := earn["rule_counterfactual_value"]) is not None
+                            else []
+                        ),
                         ("LP solves (batteries planned)", f"{earn['lp_solves']} ({earn['battery_plans']})"),
-                        ("how both are measured", earn["method"]),
+                        ("how it is measured", earn["method"]),
                     ]
                 ),
             ),
@@ -834,28 +994,29 @@ class Pv(Device):
         self.grid.energy["pv sold"][self.interval_index(order)] += fill
 
 
-class Battery(Device):
-    KIND = "home-battery"
-    DIRECTION = "export"
+class Storage:
+    """What a home battery tracks to trade: its state of charge, the orders it has open, the plan it
+    follows and the orders of an hour that follow from that plan. A :class:`Battery` machine keeps
+    one; the rule's replay (:mod:`autarky.scenarios._battery_replay`) keeps one per battery too, so
+    the policy on chain and the replayed rule place their orders with the same code."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        p = self.grid.battery_params
-        i = self.index
-        self.spec = BatterySpec.from_world(p, i)
-        self.genesis_balance = 400_000
-        self.soc = float(p.soc_min_wh[i]) + 0.3 * (float(p.soc_max_wh[i]) - float(p.soc_min_wh[i]))
+    def __init__(self, params: world.BatteryParams, index: int, zone: str) -> None:
+        i = index
+        self.zone = zone
+        self.spec = BatterySpec.from_world(params, i)
+        self.soc_min = float(params.soc_min_wh[i])
+        self.soc_max = float(params.soc_max_wh[i])
+        self.soc = self.soc_min + 0.3 * (self.soc_max - self.soc_min)
         self.soc0 = self.soc
-        self.eta_c = float(p.charge_efficiency[i])
-        self.eta_d = float(p.discharge_efficiency[i])
-        self.soc_min = float(p.soc_min_wh[i])
-        self.soc_max = float(p.soc_max_wh[i])
-        self.max_wh = float(p.max_charge_w[i]) / 4
-        self.exported: dict[int, int] = {}
+        self.eta_c = float(params.charge_efficiency[i])
+        self.eta_d = float(params.discharge_efficiency[i])
+        self.max_wh = float(params.max_charge_w[i]) / PER_HOUR
         self.open: dict[bytes, tuple[str, int, int]] = {}
         """Orders placed and not yet cleared: id -> (side, quantity, absolute interval)."""
-        self.lp_plan: Any = None
+        self.plan: Plan | None = None
         self.plan_inputs: dict[str, Any] = {}
+        self.plan_net_wh: np.ndarray | None = None
+        """The feeder's net position forecast the plan was made with."""
 
     def projected_soc(self, at_ms: int) -> float:
         """State of charge at ``at_ms`` if the open orders before it fill as placed."""
@@ -865,28 +1026,56 @@ class Battery(Device):
                 soc += quantity * self.eta_c if side == "bid" else -quantity / self.eta_d
         return min(max(soc, self.soc_min), self.soc_max)
 
-    def needs_plan(self, plan_start: int, tolerance: int) -> bool:
-        plan = self.lp_plan
+    def needs_plan(self, plan_start: int, tolerance: int, market_net_wh: np.ndarray | None = None) -> bool:
+        """An LP plan is due: none yet, ``REPLAN_MS`` old, the charge drifted from it (partial
+        fills), or the feeder's net position forecast for the hours it still covers has moved."""
+        plan = self.plan
         if plan is None or plan_start - plan.start_ms >= REPLAN_MS:
             return True
         index = (plan_start - plan.start_ms) // L
         if index >= plan.soc_wh.size:
             return True
         expected = float(plan.soc_wh[index - 1]) if index > 0 else float(self.plan_inputs["soc_wh"])
-        return abs(expected - self.projected_soc(plan_start)) > tolerance
+        if abs(expected - self.projected_soc(plan_start)) > tolerance:
+            return True
+        if market_net_wh is None or self.plan_net_wh is None:
+            return False
+        before = self.plan_net_wh[index : (plan.start_ms + REPLAN_MS - plan_start) // L + index]
+        moved = float(np.abs(market_net_wh[: before.size] - before).sum())
+        return moved > FORECAST_TOLERANCE * max(float(np.abs(before).sum()), 1.0)
 
-    def plan(self, h: int, t: int) -> tuple[list[dict[str, Any]], Any]:
-        """Orders for hour ``h`` from the battery's LP plan (re-planned by the fleet when due)."""
-        g = self.grid
-        g.collect_plans()
-        plan = self.lp_plan
-        first = (g.start_ms + h * HOUR_MS - plan.start_ms) // L
-        base_k = g.start_ms // L + h * PER_HOUR
+    def follow(
+        self,
+        plan: Plan,
+        soc_wh: float,
+        market_net_wh: np.ndarray | None = None,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Follow ``plan`` from now on; ``plan_inputs`` are what its policy's ``decide`` would take
+        to make it (the LP's grid import and export ``bounds`` included)."""
+        self.plan = plan
+        self.plan_net_wh = market_net_wh
+        self.plan_inputs = {
+            "time_ms": plan.start_ms,
+            "soc_wh": round(soc_wh),
+            "prices": [round(float(p)) for p in plan.prices],
+        }
+        if bounds is not None:
+            self.plan_inputs["import_max_wh"] = [int(v) for v in bounds[0]]
+            self.plan_inputs["export_max_wh"] = [int(v) for v in bounds[1]]
+
+    def orders(self, first_interval: int) -> list[tuple[str, int, int, int]]:
+        """``(side, interval, quantity, limit_price)`` for the hour of intervals from the absolute
+        interval ``first_interval``, as the plan says. Quantities are capped by what the battery can
+        take or deliver given its open orders."""
+        plan = self.plan
+        assert plan is not None
+        first = (first_interval * L - plan.start_ms) // L
         round_trip = self.eta_c * self.eta_d
         prices = plan.prices / 1000.0  # per Wh
         charging = plan.charge_wh > 1.0
         discharging = plan.discharge_wh > 1.0
-        soc = self.projected_soc(base_k * L)
+        soc = self.projected_soc(first_interval * L)
         orders = []
         for j in range(PER_HOUR):
             n = first + j
@@ -896,10 +1085,11 @@ class Battery(Device):
                 quantity = int(min(charge, self.max_wh, (self.soc_max - soc) / self.eta_c))
                 if quantity >= 10:
                     # At most a unit over the forecast price, and never more than the planned
-                    # discharges earn after losses (break-even).
+                    # discharges earn after losses (break-even); but over the feed-in price: a bid
+                    # at it would tie with the gateway's, which takes the whole surplus.
                     worth = round_trip * float(prices[discharging].mean()) if discharging.any() else price
-                    limit = max(min(round(price) + 1, math.floor(worth)), 1)
-                    orders.append(market.bid(self.zone, base_k + j, quantity, limit))
+                    limit = max(min(round(price) + 1, math.floor(worth)), FEED_IN + 1)
+                    orders.append(("bid", first_interval + j, quantity, limit))
                     soc += quantity * self.eta_c
             elif discharge >= 10:
                 quantity = int(min(discharge, self.max_wh, (soc - self.soc_min) * self.eta_d))
@@ -909,59 +1099,103 @@ class Battery(Device):
                     # below what the planned charges cost after losses (break-even).
                     cost = float(prices[charging].mean()) / round_trip if charging.any() else 0.0
                     limit = max(round(price) - 1, math.ceil(cost), 0)
-                    orders.append(market.ask(self.zone, base_k + j, quantity, limit))
+                    orders.append(("ask", first_interval + j, quantity, limit))
                     soc -= quantity / self.eta_d
-        if not orders:
-            return [], None
-        inputs = dict(self.plan_inputs)
-        inputs["plan_interval"] = first
-        output = {"orders": _orders_output(orders), "replanned": first == 0}
-        return orders, self.machine.decide(Batched("battery-lp/1", g.lp_hash, output), inputs)
+        return orders
 
-    def on_receipt(self, receipt: Receipt) -> None:
-        super().on_receipt(receipt)
-        for event in receipt.events:
-            if event.type == "market.order":
-                a = dict(event.attributes)
-                self.open[bytes(a["order"])] = (str(a["side"]), _int(a["quantity"]), _int(a["interval"]))  # type: ignore[arg-type]
+    def placed(self, order: bytes, side: str, quantity: int, interval: int) -> None:
+        self.open[order] = (side, quantity, interval)
 
     def clear_open(self, now_ms: int) -> None:
         for order, (_, _, interval) in list(self.open.items()):
             if interval * L <= now_ms:
                 del self.open[order]
 
-    def on_fill(self, order: bytes, side: str, fill: int, price: int) -> None:
-        k = self.interval_index(order)
+    def filled(self, side: str, fill: int) -> None:
         if side == "bid":
             self.soc = min(self.soc_max, self.soc + fill * self.eta_c)
-            self.grid.energy["battery charge"][k] += fill
         else:
             self.soc = max(self.soc_min, self.soc - fill / self.eta_d)
+
+
+def rule_plans(stores: list[Storage], start_ms: int, prices: Mapping[str, np.ndarray]) -> list[Plan]:
+    """``battery-rule/1``'s schedule for ``LP_HORIZON`` intervals from ``start_ms``, from each
+    battery's projected charge: full power in the sunny hours (10:00-15:00 local) until full, full
+    power at the evening-peak tariff until empty, nothing otherwise. ``prices`` (per feeder, per
+    Wh) are the feeder's forecast: the plan carries them for its orders' limit prices."""
+    m = len(stores)
+    soc = np.asarray([s.projected_soc(start_ms) for s in stores])
+    soc_min = np.asarray([s.soc_min for s in stores])
+    soc_max = np.asarray([s.soc_max for s in stores])
+    eta_c = np.asarray([s.eta_c for s in stores])
+    eta_d = np.asarray([s.eta_d for s in stores])
+    max_wh = np.asarray([s.max_wh for s in stores])
+    charge, discharge, level = (np.zeros((m, LP_HORIZON)) for _ in range(3))
+    first = start_ms // L
+    for n in range(LP_HORIZON):
+        hour = local_hour((first + n) * L)
+        if 10 <= hour < 15:
+            charge[:, n] = np.clip(np.minimum(max_wh, (soc_max - soc) / eta_c), 0.0, None)
+            soc = soc + charge[:, n] * eta_c
+        elif tariff(hour) >= max(TARIFF):
+            discharge[:, n] = np.clip(np.minimum(max_wh, (soc - soc_min) * eta_d), 0.0, None)
+            soc = soc - discharge[:, n] / eta_d
+        level[:, n] = soc
+    return [
+        Plan(start_ms, charge[k], discharge[k], charge[k], discharge[k], level[k], prices[s.zone] * 1000.0)
+        for k, s in enumerate(stores)
+    ]
+
+
+class Battery(Device):
+    KIND = "home-battery"
+    DIRECTION = "export"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.store = Storage(self.grid.battery_params, self.index, self.zone)
+        self.genesis_balance = 400_000
+        self.exported: dict[int, int] = {}
+
+    def plan(self, h: int, t: int) -> tuple[list[dict[str, Any]], Any]:
+        """Orders for hour ``h`` from the battery's plan (made by the fleet when due)."""
+        g = self.grid
+        g.collect_plans()
+        store = self.store
+        assert store.plan is not None
+        base_k = g.start_ms // L + h * PER_HOUR
+        orders = [
+            (market.bid if side == "bid" else market.ask)(self.zone, interval, quantity, limit)
+            for side, interval, quantity, limit in store.orders(base_k)
+        ]
+        if not orders:
+            return [], None
+        first = (base_k * L - store.plan.start_ms) // L
+        inputs = dict(store.plan_inputs)
+        inputs["plan_interval"] = first
+        output = {"orders": _orders_output(orders), "replanned": first == 0}
+        if g.battery_policy == "rule":
+            return orders, self.machine.decide(Batched(RULE_POLICY, None, output), inputs)
+        return orders, self.machine.decide(Batched(LP_POLICY, g.lp_hash, output), inputs)
+
+    def on_receipt(self, receipt: Receipt) -> None:
+        super().on_receipt(receipt)
+        for event in receipt.events:
+            if event.type == "market.order":
+                a = dict(event.attributes)
+                self.store.placed(bytes(a["order"]), str(a["side"]), _int(a["quantity"]), _int(a["interval"]))  # type: ignore[arg-type]
+
+    def on_fill(self, order: bytes, side: str, fill: int, price: int) -> None:
+        k = self.interval_index(order)
+        self.store.filled(side, fill)
+        if side == "bid":
+            self.grid.energy["battery charge"][k] += fill
+        else:
             self.exported[k] = self.exported.get(k, 0) + fill
             self.grid.energy["battery discharge"][k] += fill
 
     def measure(self, h: int) -> list[int]:
         return [self.exported.get(h * PER_HOUR + j, 0) for j in range(PER_HOUR)]
-
-    def rule(self, hour_local: int, soc: float) -> float:
-        """The rule: charge in the sunny midday hours, discharge at the evening peak."""
-        if 10 <= hour_local < 15 and soc < self.soc_max:
-            return min(self.max_wh, (self.soc_max - soc) / self.eta_c)
-        if tariff(hour_local) >= 7 and soc > self.soc_min:
-            return -min(self.max_wh, (soc - self.soc_min) * self.eta_d)
-        return 0.0
-
-    def rule_counterfactual(self, prices: np.ndarray, n: int) -> float:
-        soc, value = self.soc0, 0.0
-        first = self.grid.start_ms // L
-        for k in range(n):
-            q = self.rule(local_hour((first + k) * L), soc)
-            if q > 0:
-                soc += q * self.eta_c
-            elif q < 0:
-                soc += q / self.eta_d
-            value -= q * prices[k]
-        return value + (soc - self.soc0) * self.eta_d * float(prices.mean())
 
 
 class EvCharger(Device):

@@ -151,6 +151,7 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
         "machines": config.machines,
         "hours": config.hours,
         "seed": config.seed,
+        "params": dict(config.params),
         "accounts": len(builder.actors),
         "agents": len(machines),
         "height": chain.height,
@@ -182,6 +183,7 @@ def run(name: str, config: SimConfig, progress: Progress | None = None) -> dict[
         summary = [
             ("scenario", f"{name}: {scenario.summary}"),
             ("machines / hours / seed", f"{config.machines} / {config.hours} / {config.seed}"),
+            *([("parameters", " ".join(f"{k}={v}" for k, v in config.params))] if config.params else []),
             ("state root", metrics["state_root"]),
             ("blocks", chain.height),
             ("transactions committed", recorder.committed),
