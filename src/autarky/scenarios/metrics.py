@@ -52,6 +52,14 @@ class Recorder:
         self.explain_sample: list[bytes] = []
         self._sampled: Counter[str] = Counter()
         self._next_sample_ms = start_ms
+        # What each payer has in open escrow locks of ``asset``, kept from the escrow events (a
+        # scan of every lock at each hourly sample cost 3 % of a 1,000-machine run).
+        self._locked: Counter[str] = Counter()
+        self._lock_payer: dict[bytes, str] = {}
+        for lock in escrow.all_locks(chain.state):
+            if lock.asset == asset:
+                self._locked[lock.payer] += lock.amount
+                self._lock_payer[lock.id] = lock.payer
 
     def decision(self, policy: str, model: bytes | None, tx: bytes | None, sample: int = 2) -> None:
         """A machine recorded a decision; the first ``sample`` transactions per model-backed policy
@@ -96,6 +104,8 @@ class Recorder:
                 a = dict(event.attributes)
                 if a["price"] is not None:
                     self.prices.append([round(self.hour(time_ms), 4), a["price"], a["volume"]])  # type: ignore[list-item]
+            elif kind in _ESCROW_MOVES:
+                self._escrow_moved(kind, dict(event.attributes))
             counters[kind] += 1
         for listener in self.block_listeners:
             listener(time_ms, receipts, events)
@@ -103,19 +113,37 @@ class Recorder:
             self.sample_wallets(self._next_sample_ms)
             self._next_sample_ms += HOUR_MS
 
+    def _escrow_moved(self, kind: str, a: dict[str, Any]) -> None:
+        if a["asset"] != self.asset:
+            return
+        lock = bytes(a["lock"])
+        if kind == "escrow.locked":
+            payer = str(a["payer"])
+            self._lock_payer[lock] = payer
+            self._locked[payer] += int(a["amount"])
+            return
+        payer = self._lock_payer[lock]
+        self._locked[payer] -= int(a["amount"])
+        if a["remaining"] == 0:
+            del self._lock_payer[lock]
+
+    def locked_by_payer(self) -> dict[str, int]:
+        """What each payer has in open locks of ``asset`` now (payers with nothing left out)."""
+        return {payer: amount for payer, amount in sorted(self._locked.items()) if amount}
+
     def sample_wallets(self, time_ms: int) -> None:
         """What each actor kind holds: balances plus what it has locked in escrow (an open bid's
         payment or an ask's collateral is still the payer's until the market settles it)."""
         totals: Counter[str] = Counter()
         state, asset = self.chain.state, self.asset
-        locked: Counter[str] = Counter()
-        for lock in escrow.all_locks(state):  # one pass, not one index scan per actor
-            if lock.asset == asset:
-                locked[lock.payer] += lock.amount
+        locked = self._locked
         for actor in self.actors:
             totals[actor.kind] += bank.balance(state, actor.did, asset) + locked[actor.did]
         for kind, total in sorted(totals.items()):
             self.add(f"wallet/{kind}", time_ms, total)
+
+
+_ESCROW_MOVES = frozenset({"escrow.locked", "escrow.released", "escrow.refunded"})
 
 
 def _int(value: Any) -> int:
