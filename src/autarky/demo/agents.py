@@ -702,7 +702,15 @@ class SiteAgents:
                     with contextlib.suppress(Exception):
                         await agent.anchor_if_due(force=True)
         for name, agent in self.agents.items():
-            await agent.machine.stop()
+            # Its handlers end first; what they recorded after the anchoring above (an event
+            # handler, a payment in flight) is anchored then too, so every record is on chain.
+            chain = agent.machine.decisions
+            before = 0 if chain is None else chain.anchored
+            with contextlib.suppress(Exception):
+                await agent.machine.stop(anchor=True)
+            if chain is not None and chain.anchored > before:
+                self.fleet.activity.anchored += chain.anchored - before
+                self.fleet.activity.machines[name].anchored = chain.anchored
             self.fleet.activity.machines[name].status = "stopped"
         await self.ledger.aclose()
         if self.fleet.store is not None:
