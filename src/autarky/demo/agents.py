@@ -98,6 +98,8 @@ class SiteAgent:
         self.busy = asyncio.Lock()
         self.done_interval = -1
         self.read_through = -1
+        self.unsent: dict[int, int] = {}
+        """Wh measured for intervals whose readings the node did not take yet (sent again)."""
         self.next_payment = 0.0
         self.last_anchor = time.monotonic()
         self.offered: dict[int, int] = {}
@@ -224,14 +226,21 @@ class SiteAgent:
         if self.read_through >= last:
             return
         start = max(self.read_through + 1, last - 95)  # a batch holds at most 256 readings
+        before = (self.read_through, economy.registers.get(self.name, 0))
         self.read_through = last
-        readings, measured = [], 0
+        readings, measured, by_interval = [], 0, {}
         for k in range(start, last + 1):
-            this = measure(k)
+            this = self.unsent.pop(k) if k in self.unsent else measure(k)
+            by_interval[k] = this
             measured += this
             economy.registers[self.name] = economy.registers.get(self.name, 0) + this
             readings.append((economy.registers[self.name], (k + 1) * economy.interval_ms))
-        await self.act(f"reads its meter: {measured} Wh", metering.read(readings))
+        if not await self.act(f"reads its meter: {measured} Wh", metering.read(readings)):
+            # Not taken (refused before signing, e.g. metering.future_reading while the node's
+            # block time has not reached the interval's end yet): the same readings go again at the
+            # next interval, in time for settlement, instead of that energy never being metered.
+            self.read_through, economy.registers[self.name] = before
+            self.unsent.update(by_interval)
 
     def publish_order(self, side: str, interval: int, quantity: int, limit: int) -> None:
         self.activity.order(
