@@ -161,8 +161,8 @@ class Machine(Skill):
         self._stopping = False
         self._unsubscribe: list[Any] = []
         self._last_anchor_ms = 0
-        self._anchoring = False
         self._anchor_lock: asyncio.Lock | None = None
+        """Held while an anchoring is in flight (made on first use, in the running loop)."""
         self._anchor_disabled = False
 
     @classmethod
@@ -549,7 +549,8 @@ class Machine(Skill):
             self._spawn(asyncio.get_running_loop(), self._anchor_in_background())
 
     def _anchor_due(self) -> bool:
-        if self._anchoring or self._anchor_disabled or self.decisions is None:
+        anchoring = self._anchor_lock is not None and self._anchor_lock.locked()
+        if anchoring or self._anchor_disabled or self.decisions is None:
             return False
         pending = self.decisions.pending_count
         if pending == 0:
@@ -583,21 +584,17 @@ class Machine(Skill):
         batch = decisions.pending_batch()
         if batch is None:
             return None
-        self._anchoring = True
+        message = {"type": "provenance/anchor_decisions", **batch.message_fields(self.did)}
         try:
-            message = {"type": "provenance/anchor_decisions", **batch.message_fields(self.did)}
-            try:
-                receipt = await self.submit(message)
-            except ActionRefused as refusal:
-                if refusal.code == "core.unknown_message":
-                    self._anchor_disabled = True  # this chain has no provenance module
-                return None
-            if receipt.ok:
-                decisions.mark_anchored(batch.first_seq, len(batch.records))
-                self._last_anchor_ms = self.now_ms()
-            return receipt
-        finally:
-            self._anchoring = False
+            receipt = await self.submit(message)
+        except ActionRefused as refusal:
+            if refusal.code == "core.unknown_message":
+                self._anchor_disabled = True  # this chain has no provenance module
+            return None
+        if receipt.ok:
+            decisions.mark_anchored(batch.first_seq, len(batch.records))
+            self._last_anchor_ms = self.now_ms()
+        return receipt
 
     # -- reads ------------------------------------------------------------------------------------
 
