@@ -22,7 +22,7 @@ import typer
 from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import UsageProblem
-from autarky.cli.options import FromOpt, JsonOpt, KeyFileOpt, PasswordFileOpt, parse_duration_ms
+from autarky.cli.options import FromOpt, JsonOpt, KeyFileOpt, NodeOpt, PasswordFileOpt, parse_duration_ms
 
 if TYPE_CHECKING:
     from autarky.agent import MachineDefinition
@@ -49,12 +49,7 @@ def run_command(
         ),
     ],
     from_name: FromOpt,
-    node: Annotated[
-        str | None,
-        typer.Option(
-            "--node", help="Node API URL (default: the global --node, $AUTARKY_NODE_URL or the config)."
-        ),
-    ] = None,
+    node: NodeOpt = None,
     duration: Annotated[
         str | None,
         typer.Option(

@@ -19,7 +19,7 @@ from rich.table import Table
 from autarky.cli import output
 from autarky.cli.context import current
 from autarky.cli.errors import NodeUnreachable, UsageProblem
-from autarky.cli.options import JsonOpt, parse_hex32
+from autarky.cli.options import JsonOpt, NodeOpt, parse_hex32
 from autarky.demo.workspace import DEFAULT_WORKSPACE
 
 app = typer.Typer(
@@ -32,9 +32,6 @@ DEFAULT_STORE = DEFAULT_WORKSPACE / "decisions.sqlite"
 DEFAULT_MODELS = DEFAULT_WORKSPACE / "models"
 StoreOpt = Annotated[Path, typer.Option("--store", help="The decision store (SQLite).")]
 ModelsOpt = Annotated[Path, typer.Option("--models", help="Directory of model files and cards.")]
-NodeOpt = Annotated[
-    str | None, typer.Option("--node", help="Node API URL (default: the global --node or the config).")
-]
 MachineOpt = Annotated[str, typer.Option("--machine", help="The machine's did:key.")]
 
 

@@ -19,7 +19,7 @@ from autarky.cli import output
 from autarky.cli.context import current, run
 from autarky.cli.errors import OperationFailed, UsageProblem
 from autarky.cli.keyring import Secrets
-from autarky.cli.options import FeeOpt, FromOpt, JsonOpt, KeyFileOpt, PasswordFileOpt
+from autarky.cli.options import FeeOpt, FromOpt, JsonOpt, KeyFileOpt, NodeOpt, PasswordFileOpt
 from autarky.cli.remote import send_tx, tx_summary
 
 app = typer.Typer(
@@ -179,9 +179,7 @@ def register(
         str | None, typer.Option("--model-id", help="Registry id (default: the card's name).")
     ] = None,
     version: Annotated[str | None, typer.Option("--version", help="Version (default: the card's).")] = None,
-    node: Annotated[
-        str | None, typer.Option("--node", help="Node API URL (overrides the global --node).")
-    ] = None,
+    node: NodeOpt = None,
     fee: FeeOpt = 1,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,

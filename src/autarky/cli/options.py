@@ -24,6 +24,12 @@ PasswordFileOpt = Annotated[
 KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="Key file that unlocks the keystore.")]
 FeeOpt = Annotated[int, typer.Option("--fee", min=0, help="Transaction fee in base units of the fee asset.")]
 FromOpt = Annotated[str, typer.Option("--from", help="Local name of the signing identity.")]
+NodeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--node", help="Node API URL (default: the global --node, $AUTARKY_NODE_URL or the config)."
+    ),
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d)?")
