@@ -24,13 +24,13 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+from autarky.node.admission import exit_with_parent
+
 T = TypeVar("T")
 
 
 def _serve(conn: Connection, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
     """The worker: run each call it reads and write back ``(ok, result or exception)``."""
-    from autarky.node.admission import exit_with_parent
-
     exit_with_parent()
     if initializer is not None:
         initializer(*initargs)
